@@ -1,0 +1,63 @@
+"""The ``facegan`` command line. Thin: each command lives in ``facegan/commands/<name>.py`` and
+exposes a click command named ``command`` (or a list ``commands``); errors become exit codes."""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from . import __version__
+from .errors import FaceganError
+
+# one module per command group; a module that is missing is skipped (capabilities land over time)
+COMMAND_MODULES = [
+    "analyze", "align", "ops", "train", "translate", "export", "evaluate", "serve", "data",
+]
+
+EPILOG = """\b
+Examples:
+  facegan analyze photo.jpg --annotate out/           faces, landmarks, gender, age, expression
+  facegan align photos/ -o crops/ --size 256          aligned face crops
+  facegan swap-gender photo.jpg -o out/ --to opposite gender swap with a per-face report
+  facegan anonymize photos/ -o anon/                  every face, resumable, report.json/csv
+  facegan train configs/gender-translator.yaml        train (or resume) a model
+  facegan serve                                       web page + REST API on 127.0.0.1:7860
+Exit codes: 0 ok, 10 unsupported format, 11 corrupt image, 12 empty file, 13 image too large,
+14 no face, 15 input not found, 16 model error, 17 bad config/option, 18 output exists.
+"""
+
+
+class FaceganGroup(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except FaceganError as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(e.exit_code)
+
+
+@click.group(cls=FaceganGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="facegan")
+def main():
+    """facegan: transform faces in real photos with GANs."""
+
+
+def _register():
+    for name in COMMAND_MODULES:
+        modname = f"facegan.commands.{name}"
+        try:
+            mod = importlib.import_module(modname)
+        except ModuleNotFoundError as e:
+            if e.name == modname:
+                continue
+            raise
+        cmds = getattr(mod, "commands", None) or [getattr(mod, "command")]
+        for c in cmds:
+            main.add_command(c)
+
+
+_register()
+
+if __name__ == "__main__":
+    sys.exit(main())

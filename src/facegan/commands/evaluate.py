@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command("evaluate")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--ops", "ops", default="swap-gender,blur,pixelate", show_default=True,
+              help="comma-separated operations to measure (baselines included)")
+@click.option("-o", "--out", default="reports/evaluate", show_default=True, help="report folder")
+@click.option("--n-per-gender", type=int, default=100, show_default=True)
+@click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
+              help="UTKFace split by DATETIME-stem hash; 'test' is never used for training")
+@click.option("-q", "--quiet", is_flag=True)
+def command(folder, ops, out, n_per_gender, split, quiet):
+    """Measure ops on a labelled folder (UTKFace names AGE_GENDER_RACE_DATE.jpg): gender flip rate per
+    direction (independent judges), identity similarity, re-identification rate, landmark shift,
+    time per face; writes report.md, metrics.json and a before/after grid.
+
+    \b
+    Example:
+      facegan evaluate ../shared/datasets/utkface-200 -o reports/gender-eval --n-per-gender 100
+    """
+    from ..evaluate.harness import evaluate_ops
+
+    res = evaluate_ops(folder, [o.strip() for o in ops.split(",") if o.strip()], out, n_per_gender, split,
+                       progress=not quiet)
+    click.echo(json.dumps(res["ops"], indent=1))

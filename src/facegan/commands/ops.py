@@ -1,0 +1,63 @@
+"""One CLI command per registered operation (swap-gender, anonymize, blur, pixelate, ...)."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from ..ops import list_ops
+
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def _make(op):
+    @click.pass_context
+    def cb(ctx, inputs, out, suffix, overwrite, quiet, max_pixels, fmt, **kw):
+        from ..errors import ModelError
+        from ..run import run_op
+
+        if not op.available():
+            raise ModelError(f"{op.name}: its model is not installed")
+        s = run_op(op, list(inputs), out, kw,
+                   suffix=suffix, overwrite=overwrite, progress=not quiet, max_pixels=max_pixels, fmt=fmt)
+        summary = {"operation": op.name, "processed": s.processed, "skipped": s.skipped, "failed": s.failed,
+                   "faces": s.faces, "report": str(s.report)}
+        click.echo(json.dumps(summary))
+        if s.failed:
+            for f, code, msg in s.errors:
+                click.echo(f"error: {f}: {msg}", err=True)
+            # exit with the first failure's code (one photo: its own error's code)
+            ctx.exit(_exit_code(s.errors[0][1]))
+
+    params = [click.Argument(["inputs"], nargs=-1, required=True, type=click.Path()),
+              click.Option(["-o", "--out"], default="facegan-out", show_default=True,
+                           help="output folder (the input tree is mirrored inside)"),
+              click.Option(["--suffix"], default="", help="suffix added to output file names"),
+              click.Option(["--overwrite"], is_flag=True, help="redo photos already done (resume is the default)"),
+              click.Option(["-q", "--quiet"], is_flag=True, help="no progress bar"),
+              click.Option(["--max-pixels"], type=int, default=None, help="refuse larger images"),
+              click.Option(["--format", "fmt"], type=click.Choice(["png", "jpg", "webp"]), default=None,
+                           help="output format (default: same as input)")]
+    for o in op.options:
+        if o.type == "bool":
+            params.append(click.Option([f"--{o.name}/--no-{o.name}"], default=o.default, help=o.help))
+        else:
+            t = click.Choice([str(c) for c in o.choices]) if o.choices else _TYPES[o.type]
+            params.append(click.Option([f"--{o.name}", o.name.replace("-", "_")], type=t, default=o.default,
+                                       show_default=True, help=o.help))
+    epilog = "\b\nExamples:\n" + "\n".join(f"  {e}" for e in op.examples) if op.examples else None
+    return click.Command(op.name, callback=cb, params=params, help=op.description, epilog=epilog)
+
+
+def _exit_code(code: str) -> int:
+    from .. import errors
+
+    for name in dir(errors):
+        c = getattr(errors, name)
+        if isinstance(c, type) and issubclass(c, errors.FaceganError) and c.code == code:
+            return c.exit_code
+    return 1
+
+
+commands = [_make(op) for op in list_ops()]

@@ -1,0 +1,88 @@
+"""``facegan train CONFIG``: train (or resume) any method from a YAML config or a named preset."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..errors import ConfigError
+
+
+def _attr_translator(raw: dict, dry_run: bool, max_minutes: float | None, max_steps: int | None):
+    """``method: attr-translator`` configs go to the lead's trainer unchanged."""
+    import dataclasses
+
+    import yaml
+
+    from ..train.attr_translator import AttrTranslatorConfig, train
+
+    kw = {k: v for k, v in raw.items() if k not in ("method", "name")}
+    fields = {f.name for f in dataclasses.fields(AttrTranslatorConfig)}
+    unknown = sorted(set(kw) - fields)
+    if unknown:
+        raise ConfigError(f"unknown attr-translator config keys: {', '.join(unknown)}")
+    cfg = AttrTranslatorConfig(**kw)
+    if dry_run:
+        from ..nets.blocks import count_params
+        from ..nets.classifier import SmallCNN
+        from ..nets.translator import DomainPatchDiscriminator, ResidualTranslator
+
+        nd = len(cfg.domains)
+        click.echo(yaml.safe_dump({"method": "attr-translator", **dataclasses.asdict(cfg)}, sort_keys=False).rstrip())
+        click.echo("\n# networks (attr-translator)")
+        nets = {"G": ResidualTranslator(nd, cfg.ngf, cfg.n_blocks), "D": DomainPatchDiscriminator(nd, cfg.ndf),
+                "C": SmallCNN(nd)}
+        for n, m in nets.items():
+            click.echo(f"#   {n:<6} {type(m).__name__:<28} {count_params(m):>12,d} params")
+        return
+    if max_steps is not None:
+        raise ConfigError("--max-steps is not supported for method attr-translator (use --max-minutes)")
+    res = train(cfg, max_minutes=max_minutes)
+    click.echo(json.dumps(res))
+
+
+@click.command("train", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("config", required=False)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value (dotted key, YAML value); repeatable.")
+@click.option("--dry-run", is_flag=True, help="Print the resolved config and parameter counts, then exit.")
+@click.option("--max-minutes", type=float, default=None, help="Stop (and checkpoint) after this many minutes.")
+@click.option("--max-steps", type=int, default=None, help="Stop (and checkpoint) after this many steps this run.")
+@click.option("--out", "out_dir", default=None, help="Output folder (default runs/<config name>).")
+@click.option("--list-presets", is_flag=True, help="List the built-in presets and exit.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def command(config, overrides, dry_run, max_minutes, max_steps, out_dir, list_presets, no_progress):
+    """Train or resume a model. CONFIG is a YAML file or a preset name.
+
+    \b
+    Examples:
+      facegan train --list-presets
+      facegan train cyclegan --dry-run
+      facegan train cyclegan --set train.steps=300 --set model.ngf=16 --max-minutes 5
+      facegan train my.yaml --out runs/try1          (my.yaml may say `base: cyclegan`)
+      torchrun --nproc_per_node 4 -m facegan.cli train cyclegan-large   (multi-GPU)
+    Runs resume from OUT/last automatically; methods: cyclegan (+progressive), unit, pix2pix,
+    pix2pixhd, faceswap, twingan, attr-translator.
+    """
+    from ..train.config import apply_set, list_presets as presets, load_raw, resolve
+
+    if list_presets:
+        for p in presets():
+            click.echo(p)
+        return
+    if not config:
+        raise ConfigError("missing CONFIG (a YAML file or a preset name; see --list-presets)")
+    raw = apply_set(load_raw(config), overrides)
+    if out_dir:
+        raw["out_dir"] = out_dir
+    if raw.get("method") == "attr-translator":
+        return _attr_translator(raw, dry_run, max_minutes, max_steps)
+    cfg = resolve(raw)
+    from ..train.trainer import describe, train
+
+    if dry_run:
+        click.echo(describe(cfg))
+        return
+    res = train(cfg, max_minutes=max_minutes, max_steps=max_steps, progress=not no_progress,
+                log=lambda m: click.echo(m, err=True))
+    click.echo(json.dumps(res))

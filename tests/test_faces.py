@@ -1,0 +1,119 @@
+"""Detection, landmarks, alignment and paste-back on real photos (tests/fixtures)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facegan.errors import ConfigError
+from facegan.faces.align import align_face, crop_mask, paste_back
+from facegan.faces.detect import add_landmarks68, detect_faces, get_detector, list_detectors
+from facegan.io import read_image
+
+
+def _inside(pts, box, margin=0.0):
+    x0, y0, x1, y1 = box
+    mx, my = margin * (x1 - x0), margin * (y1 - y0)
+    return np.all((pts[:, 0] >= x0 - mx) & (pts[:, 0] <= x1 + mx) & (pts[:, 1] >= y0 - my)
+                  & (pts[:, 1] <= y1 + my))
+
+
+def test_detectors_listed_and_unknown_refused():
+    assert {"dlib-hog", "centerface", "dlib-cnn"} <= set(list_detectors())
+    with pytest.raises(ConfigError):
+        get_detector("no-such-detector")
+
+
+@pytest.mark.parametrize("detector", ["dlib-hog", "centerface"])
+def test_two_faces_found(two_faces_path, detector):
+    rgb = read_image(two_faces_path)
+    faces = detect_faces(rgb, detector=detector)
+    assert len(faces) == 2
+    # one face in each half of the side-by-side photo
+    centres = sorted((f.box[0] + f.box[2]) / 2 for f in faces)
+    assert centres[0] < rgb.shape[1] / 2 < centres[1]
+
+
+@pytest.mark.parametrize("detector", ["dlib-hog", "centerface"])
+def test_one_face_per_portrait(portrait_paths, detector):
+    for p in portrait_paths:
+        faces = detect_faces(read_image(p), detector=detector)
+        assert len(faces) == 1, (p.name, len(faces))
+
+
+@pytest.mark.parametrize("detector", ["dlib-hog", "centerface"])
+def test_landmarks_inside_box(portrait_paths, detector):
+    for p in portrait_paths[:4]:
+        rgb = read_image(p)
+        f = detect_faces(rgb, detector=detector)[0]
+        lm = f.landmarks5
+        assert lm.shape == (5, 2)
+        assert _inside(lm, f.box, margin=0.05), p.name
+        assert lm[0, 0] < lm[1, 0]  # left eye is left in the image
+        assert lm[0, 1] < lm[2, 1] < lm[3, 1]  # eyes above nose above mouth
+        add_landmarks68(rgb, f)
+        assert f.landmarks68.shape == (68, 2)
+        # the jaw line may leave the box a little; the inner face (points 17-67) must not
+        assert _inside(f.landmarks68[17:], f.box, margin=0.1), p.name
+
+
+def test_centerface_landmarks_agree_with_dlib(portrait_paths):
+    """CenterFace faces carry dlib's 5 points refined from a HOG-like box: they land where the
+    HOG detector's do (a few % of the eye distance), so templates fit the same way."""
+    for p in portrait_paths[:3]:
+        rgb = read_image(p)
+        a = detect_faces(rgb, detector="dlib-hog")[0]
+        b = detect_faces(rgb, detector="centerface")[0]
+        ied = np.linalg.norm(a.landmarks5[1] - a.landmarks5[0])
+        assert np.abs(a.extra["dlib5"] - b.extra["dlib5"]).max() < 0.08 * ied, p.name
+        assert b.extra["centerface5"].shape == (5, 2)
+        assert 0.5 <= b.score <= 1.0
+
+
+def test_dlib_cnn_finds_the_face(portrait_path):
+    rgb = read_image(portrait_path)
+    faces = detect_faces(rgb, detector="dlib-cnn")
+    assert len(faces) == 1
+    assert _inside(faces[0].landmarks5[:3], faces[0].box, margin=0.1)
+
+
+def _face_region(aligned, shape):
+    import cv2
+
+    m = crop_mask(aligned.template, aligned.size)
+    return cv2.warpAffine(m, aligned.inverse, (shape[1], shape[0])) > 0.99
+
+
+def _psnr(a, b, mask):
+    mse = np.mean((a[mask].astype(np.float64) - b[mask].astype(np.float64)) ** 2)
+    return 10 * np.log10(255.0 ** 2 / max(mse, 1e-12))
+
+
+@pytest.mark.parametrize("name", ["happy.jpg", "people_0.jpg"])
+def test_align_paste_back_round_trip(fixtures_dir, name):
+    rgb = read_image(fixtures_dir / name)
+    f = detect_faces(rgb)[0]
+    a = align_face(rgb, f, "utkface", 256)
+    assert a.crop.shape == (256, 256, 3)
+    region = _face_region(a, rgb.shape)
+    assert region.sum() > 1000
+    # replace: the unchanged crop resampled back is close to the photo. Measured on the fixtures
+    # (faces <= 260 px wide): utkface 43-49 dB, ffhq 38-45 dB. Faces much larger than the crop
+    # lose detail (down to ~27 dB on 1024-px portraits; benchmarks/results/pipeline.md).
+    out = paste_back(rgb, a, a.crop, mode="replace")
+    assert _psnr(out, rgb, region) > 40.0
+    af = align_face(rgb, f, "ffhq", 256)
+    out = paste_back(rgb, af, af.crop, mode="replace")
+    assert _psnr(out, rgb, _face_region(af, rgb.shape)) > 36.0
+    # residual: an unchanged crop is a zero change, so the photo comes back exactly
+    out = paste_back(rgb, a, a.crop.copy(), mode="residual")
+    assert np.array_equal(out, rgb)
+    # and a change made in the crop shows up in the face region only
+    edited = np.clip(a.crop.astype(int) + 40, 0, 255).astype(np.uint8)
+    out = paste_back(rgb, a, edited, mode="residual")
+    diff = np.abs(out.astype(int) - rgb.astype(int)).sum(-1)
+    assert diff[region].mean() > 20
+    import cv2
+
+    support = cv2.warpAffine(np.ones((256, 256), np.float32), a.inverse, rgb.shape[1::-1]) > 0
+    support = cv2.dilate(support.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    assert diff[~support].max() == 0  # nothing changes outside the crop's footprint
