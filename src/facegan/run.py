@@ -109,7 +109,7 @@ def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options
             rgb = read_image(src, max_pixels=max_pixels)
             res = op.run(rgb, **opts)
             dst.parent.mkdir(parents=True, exist_ok=True)
-            write_image(dst, res.image, synthetic=res.synthetic, overwrite=True,
+            write_image(dst, res.image, synthetic=res.synthetic, overwrite=True, protect=[src],
                         info={"operation": op.name, "options": json.dumps(opts),
                               "faces": json.dumps(res.faces, default=str)[:4000]})
             for r in res.faces:

@@ -62,7 +62,7 @@ def command(config, overrides, dry_run, max_minutes, max_steps, out_dir, list_pr
       facegan train my.yaml --out runs/try1          (my.yaml may say `base: cyclegan`)
       torchrun --nproc_per_node 4 -m facegan.cli train cyclegan-large   (multi-GPU)
     Runs resume from OUT/last automatically; methods: cyclegan (+progressive), unit, pix2pix,
-    pix2pixhd, faceswap, twingan, attr-translator.
+    pix2pixhd, faceswap, twingan, attr-translator, gender-classifier.
     """
     from ..train.config import apply_set, list_presets as presets, load_raw, resolve
 
@@ -77,6 +77,16 @@ def command(config, overrides, dry_run, max_minutes, max_steps, out_dir, list_pr
         raw["out_dir"] = out_dir
     if raw.get("method") == "attr-translator":
         return _attr_translator(raw, dry_run, max_minutes, max_steps)
+    if raw.get("method") == "gender-classifier":
+        from ..train.gender_classifier import train_gender_classifier
+
+        if dry_run:
+            import yaml
+
+            click.echo(yaml.safe_dump(raw, sort_keys=False).rstrip())
+            return
+        click.echo(json.dumps(train_gender_classifier(raw, max_minutes=max_minutes, max_steps=max_steps)))
+        return
     cfg = resolve(raw)
     from ..train.trainer import describe, train
 

@@ -74,7 +74,7 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
         items.append((lab, rgb, f, d5, ident.embed(rgb, f)))
     results["data"]["n_with_face"] = len(items)
     for op_name in ops:
-        op = get_op(op_name)
+        op, run_op = _resolve(op_name)
         rows = []
         for k, (lab, rgb, f, d5, e0) in enumerate(tqdm(items, desc=op_name, disable=not progress)):
             src = "male" if lab.gender == 0 else "female"
@@ -82,7 +82,7 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
             opts = {"to": target} if any(o.name == "to" for o in op.options) else {}
             t0 = time.perf_counter()
             try:
-                res = op(rgb, **opts)
+                res = run_op(rgb, **opts)
             except FaceganError as e:
                 rows.append({"file": lab.path.name, "error": str(e)})
                 continue
@@ -121,6 +121,23 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
     (out_dir / "metrics.json").write_text(json.dumps(results, indent=2))
     (out_dir / "report.md").write_text(markdown(results))
     return results
+
+
+def _resolve(op_name: str):
+    """``NAME`` -> a registered op; ``swap-gender@FOLDER`` -> swap-gender with the translator checkpoint
+    FOLDER (to compare trained models through the same harness)."""
+    from ..ops import get_op
+
+    name, _, model = op_name.partition("@")
+    op = get_op(name)
+    if name not in ("swap-gender", "anonymize"):
+        if model:
+            raise FaceganError(f"{op_name}: only swap-gender/anonymize take a model (@FOLDER)")
+        return op, op
+    from ..ops.swap_gender import transform_genders
+
+    # verify=False: the harness judges outputs itself, so time_s is the transform alone
+    return op, lambda rgb, **kw: transform_genders(rgb, model=model or None, verify=False, **kw)
 
 
 def summarize(rows: list[dict]) -> dict:

@@ -101,7 +101,7 @@ def _apply(rgb: np.ndarray, faces: list[Face], transform, name: str, **report) -
     return out, rows
 
 
-def blur(rgb: np.ndarray, strength: float = 1.0, detector: str = "dlib-hog", min_face: int = 24) -> OpResult:
+def blur(rgb: np.ndarray, strength: float = 1.0, detector: str = "centerface", min_face: int = 24) -> OpResult:
     """Gaussian blur of each face region; sigma = strength x 8 % of the face region's width."""
     if strength < 0:
         from ..errors import ConfigError
@@ -128,7 +128,7 @@ def blur(rgb: np.ndarray, strength: float = 1.0, detector: str = "dlib-hog", min
                           "time_s": round(time.perf_counter() - t0, 3)})
 
 
-def pixelate(rgb: np.ndarray, blocks: int = 10, detector: str = "dlib-hog", min_face: int = 24) -> OpResult:
+def pixelate(rgb: np.ndarray, blocks: int = 10, detector: str = "centerface", min_face: int = 24) -> OpResult:
     """Mosaic of each face region: ``blocks`` cells across the face region's width."""
     if blocks < 1:
         from ..errors import ConfigError

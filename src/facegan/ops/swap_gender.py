@@ -47,7 +47,7 @@ def _resnet_judge():
         return None
 
 
-def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float = 1.0, detector: str = "dlib-hog",
+def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float = 1.0, detector: str = "centerface",
                       model: str | None = None, verify: bool = True, min_face: int = 24) -> OpResult:
     from ..faces import align_face, paste_back
     from ..faces.detect import detect_faces

