@@ -36,6 +36,7 @@ def main() -> None:
         "attribute": cfg.get("attribute", "gender"),
         "ngf": cfg["ngf"],
         "n_blocks": cfg["n_blocks"],
+        "lowpass": cfg.get("lowpass", 1),
         "size": cfg["size"],
         "template": "utkface",
         "step": meta["step"],

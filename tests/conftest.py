@@ -155,3 +155,24 @@ def make_bad_inputs(folder: Path) -> dict[str, BadInput]:
 @pytest.fixture
 def bad_inputs(tmp_path) -> dict[str, BadInput]:
     return make_bad_inputs(tmp_path / "bad")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A real attr-translator checkpoint folder (tiny, random weights, non-zero domain affines), for
+    tests of the swap-gender plumbing that must not depend on the shipped model's quality."""
+    import torch
+
+    from facegan.nets.translator import ResidualTranslator
+    from facegan.train.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    G = ResidualTranslator(2, ngf=8, n_blocks=1)
+    with torch.no_grad():
+        for n, p in G.named_parameters():
+            if p.dim() == 2:  # DomainNorm2d (n_domains, C) affines: make the domains differ
+                p.add_(torch.randn_like(p) * 0.3)
+    d = tmp_path_factory.mktemp("tiny") / "last"
+    save_checkpoint(d, {"G": G, "G_ema": G}, {}, {"step": 1, "config": {
+        "domains": ["male", "female"], "ngf": 8, "n_blocks": 1, "size": 128}})
+    return d

@@ -26,26 +26,6 @@ def _sha(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """A real attr-translator checkpoint folder (tiny, random weights, non-zero domain biases)."""
-    import torch
-
-    from facegan.nets.translator import ResidualTranslator
-    from facegan.train.checkpoint import save_checkpoint
-
-    torch.manual_seed(0)
-    G = ResidualTranslator(2, ngf=8, n_blocks=1)
-    with torch.no_grad():
-        for n, p in G.named_parameters():
-            if p.dim() == 2:  # DomainNorm2d (n_domains, C) affines: make the domains differ
-                p.add_(torch.randn_like(p) * 0.3)
-    d = tmp_path_factory.mktemp("tiny") / "last"
-    save_checkpoint(d, {"G": G, "G_ema": G}, {}, {"step": 1, "config": {
-        "domains": ["male", "female"], "ngf": 8, "n_blocks": 1, "size": 128}})
-    return d
-
-
 @pytest.fixture
 def use_tiny(tiny_model, monkeypatch):
     monkeypatch.setenv("FACEGAN_GENDER_MODEL", str(tiny_model))
@@ -185,3 +165,35 @@ def test_shipped_translator_loads_and_matches_manifest():
     y = tr.translate(x, ["male" if g == "female" else "female" for g in genders]).astype(int)
     change = np.abs(y - x.astype(int)).mean(axis=(1, 2, 3))
     assert (change > 2).all() and (change < 60).all()  # a visible edit, not a new image
+
+
+def test_lowpass_translator_round_trips_through_both_loaders(tmp_path):
+    """A checkpoint's ``lowpass`` reaches the network in the ops loader and in load_generator."""
+    import torch
+
+    from facegan.nets.loading import load_generator
+    from facegan.nets.translator import ResidualTranslator
+    from facegan.ops.translator_model import get_translator
+    from facegan.train.checkpoint import save_checkpoint
+
+    torch.manual_seed(1)
+    G = ResidualTranslator(2, ngf=8, n_blocks=1, lowpass=2)
+    save_checkpoint(tmp_path / "last", {"G": G, "G_ema": G}, {}, {"step": 1, "config": {
+        "domains": ["male", "female"], "ngf": 8, "n_blocks": 1, "size": 128, "lowpass": 2}})
+    x = torch.rand(1, 3, 128, 128) * 2 - 1
+    t = torch.tensor([1])
+    with torch.no_grad():
+        want = G(x, t)
+        d = G.delta(x, t)
+    # the change is constant-ish over each 2x2 block before bilinear upsampling: no pixel-level stripes
+    assert (d[..., 1:, :] - d[..., :-1, :]).abs().max() < (d.abs().max() + 1e-6)
+    tr = get_translator(str(tmp_path / "last"))
+    assert tr.net.lowpass == 2
+    crop = ((x[0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).byte().numpy()[None]
+    got = tr.translate(crop, ["female"]).astype(int)
+    ref = ((want[0].permute(1, 2, 0) + 1) * 127.5).numpy()
+    assert np.abs(got - ref).mean() < 1.5
+    g, _meta = load_generator(tmp_path / "last")
+    assert g.net.lowpass == 2
+    with torch.no_grad():
+        assert torch.allclose(g(x, "female"), want, atol=1e-5)

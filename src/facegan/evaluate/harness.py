@@ -63,6 +63,7 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
     grid_rows: dict = {}
     # originals, detected once and shared by every op (so each op sees the same faces)
     items = []
+    acc: dict = {}
     for lab in tqdm(labs, desc="prepare", disable=not progress):
         rgb = read_image(lab.path)
         faces = detect_faces(rgb)
@@ -72,8 +73,18 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
         f = max(faces, key=lambda f: f.width * f.height)
         d5 = dlib5_of(rgb, f)
         items.append((lab, rgb, f, d5, ident.embed(rgb, f)))
+        # how well each judge reads the untouched originals (the ceiling of any flip rate)
+        src = "male" if lab.gender == 0 else "female"
+        acc.setdefault(("judge", src), []).append((judge.predict(rgb, d5)["p_female"] >= 0.5) == (src == "female"))
+        if rj is not None:
+            from ..faces import align_face
+
+            p2 = float(rj.predict_crops(align_face(rgb, f, "utkface", 128).crop[None], "utkface")["p_female"][0])
+            acc.setdefault(("judge_2", src), []).append((p2 >= 0.5) == (src == "female"))
     results["data"]["n_with_face"] = len(items)
-    for op_name in ops:
+    results["judge_accuracy_on_originals"] = {f"{j} {g}": float(np.mean(v)) for (j, g), v in acc.items()}
+    labels = [_label(o) for o in ops]
+    for op_name, label in zip(ops, labels):
         op, run_op = _resolve(op_name)
         rows = []
         for k, (lab, rgb, f, d5, e0) in enumerate(tqdm(items, desc=op_name, disable=not progress)):
@@ -105,12 +116,14 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
             rows.append(row)
             if k < grid_n or (len(items) // 2 <= k < len(items) // 2 + grid_n):
                 grid_rows.setdefault("original", {})[k] = rgb
-                grid_rows.setdefault(op_name, {})[k] = out
-        results["ops"][op_name] = summarize(rows)
-        (out_dir / f"rows_{op_name}.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+                grid_rows.setdefault(label, {})[k] = out
+        results["ops"][label] = summarize(rows)
+        if op_name != label:
+            results["ops"][label]["model"] = op_name.partition("@")[2]
+        (out_dir / f"rows_{label}.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     # grid: one column per op (+ original), one row per face
     keys = sorted(grid_rows.get("original", {}))
-    cols = ["original"] + ops
+    cols = ["original"] + labels
     tiles = []
     for k in keys:
         tiles.append(np.concatenate([np.asarray(Image.fromarray(grid_rows[c][k]).resize((160, 160)))
@@ -121,6 +134,16 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
     (out_dir / "metrics.json").write_text(json.dumps(results, indent=2))
     (out_dir / "report.md").write_text(markdown(results))
     return results
+
+
+def _label(op_name: str) -> str:
+    """A file-name-safe label: ``swap-gender@runs/x/last`` -> ``swap-gender@x``."""
+    name, _, model = op_name.partition("@")
+    if not model:
+        return name
+    p = Path(model)
+    tag = p.parent.name if p.name == "last" else p.name
+    return f"{name}@" + "".join(c if c.isalnum() or c in "-_." else "_" for c in tag)
 
 
 def _resolve(op_name: str):
@@ -178,5 +201,9 @@ def markdown(res: dict) -> str:
                      f"{f(s.get('flip2_male->female'))} | {f(s.get('flip2_female->male'))} | "
                      f"{f(s.get('identity_similarity_mean'), False)} | {f(s.get('reid_rate'))} | "
                      f"{f(s.get('landmark_shift_mean'), False)} | {f(s.get('time_per_face_s_median'), False)} |")
+    ja = res.get("judge_accuracy_on_originals") or {}
+    if ja:
+        lines += ["", "Judges on the untouched originals (the ceiling of a flip rate): " + ", ".join(
+            f"{k.replace('judge_2', 'judge 2')}: {100 * v:.1f}% right" for k, v in sorted(ja.items())) + "."]
     lines += ["", "Grid (columns: " + ", ".join(res.get("grid_columns", [])) + "):", "", "![grid](grid.png)", ""]
     return "\n".join(lines)

@@ -360,6 +360,8 @@ def _facegan_generator(sd: dict[str, torch.Tensor], meta: dict, path: Path) -> t
               "n_blocks": int(cfg.get("n_blocks", 6))}
         if "n_downsampling" in cfg:
             kw["n_downsampling"] = int(cfg["n_downsampling"])
+        if int(cfg.get("lowpass", 1)) > 1:
+            kw["lowpass"] = int(cfg["lowpass"])
         net = ResidualTranslator(**kw)
         spec = {"class": "ResidualTranslator", "kwargs": kw}
     elif any(k.startswith("net.model.") for k in sd):  # a ResidualTranslator without meta

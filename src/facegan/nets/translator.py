@@ -7,11 +7,14 @@ The target is injected by conditional instance norm (a per-domain scale and bias
 norm, ``DomainNorm2d``). Concatenating a constant one-hot map to the input alone does *not*
 work: reflection padding keeps it constant and the first InstanceNorm subtracts it away, so the
 network would never see its target. The one-hot channels are kept as input for layout
-compatibility only.
+compatibility only. ``lowpass=k`` averages the change over k x k pixels and upsamples it
+(bilinear): the edit can only be low-frequency, which stops a classifier loss from being satisfied
+by high-frequency stripes, and matches how the change is pasted onto full-resolution photos.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .blocks import DomainNorm2d, set_domain
@@ -20,10 +23,11 @@ from .cyclegan import NLayerDiscriminator, ResnetGenerator
 
 class ResidualTranslator(nn.Module):
     def __init__(self, n_domains: int = 2, ngf: int = 32, n_blocks: int = 6, n_downsampling: int = 2,
-                 residual_scale: float = 1.0):
+                 residual_scale: float = 1.0, lowpass: int = 1):
         super().__init__()
         self.n_domains = n_domains
         self.residual_scale = residual_scale
+        self.lowpass = int(lowpass)
         self.net = ResnetGenerator(3 + n_domains, 3, ngf=ngf, n_blocks=n_blocks,
                                    n_downsampling=n_downsampling,
                                    norm=lambda ch: DomainNorm2d(ch, n_domains))
@@ -33,7 +37,11 @@ class ResidualTranslator(nn.Module):
         onehot.scatter_(1, target.view(-1, 1, 1, 1).long(), 1.0)
         cond = onehot.expand(-1, -1, x.shape[2], x.shape[3])
         set_domain(self.net, target)
-        return self.residual_scale * self.net(torch.cat([x, cond], 1))
+        d = self.net(torch.cat([x, cond], 1))
+        if self.lowpass > 1:  # the change is low-frequency by construction: no stripes, no checkerboard
+            d = F.interpolate(F.avg_pool2d(d, self.lowpass), size=d.shape[-2:], mode="bilinear",
+                              align_corners=False)
+        return self.residual_scale * d
 
     def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return torch.clamp(x + self.delta(x, target), -1.0, 1.0)

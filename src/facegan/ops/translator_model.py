@@ -27,7 +27,8 @@ class AttrTranslator:
         self.size = int(spec.get("size", 128))
         self.name = spec.get("name", SHIPPED)
         self.source = source
-        self.net = ResidualTranslator(len(self.domains), int(spec.get("ngf", 32)), int(spec.get("n_blocks", 6)))
+        self.net = ResidualTranslator(len(self.domains), int(spec.get("ngf", 32)), int(spec.get("n_blocks", 6)),
+                                     lowpass=int(spec.get("lowpass", 1)))
         try:
             missing, unexpected = self.net.load_state_dict(state_dict, strict=False)
             # checkpoints from before conditional norm (facegan 0.1 dev) have no per-domain affines
@@ -73,7 +74,7 @@ def _from_checkpoint(folder: Path) -> AttrTranslator:
         wf = folder / "G.safetensors"
     sd = {k: v.float() for k, v in load_file(str(wf)).items()}
     spec = {"domains": cfg.get("domains", ["male", "female"]), "ngf": cfg.get("ngf", 32),
-            "n_blocks": cfg.get("n_blocks", 6), "size": cfg.get("size", 128), "template": "utkface",
+            "n_blocks": cfg.get("n_blocks", 6), "lowpass": cfg.get("lowpass", 1), "size": cfg.get("size", 128), "template": "utkface",
             "name": f"checkpoint:{folder}"}
     return AttrTranslator(sd, spec, str(folder))
 

@@ -50,6 +50,8 @@ class AttrTranslatorConfig:
     cls_size: int = 64
     cls_steps: int = 600
     ema_decay: float = 0.999
+    lowpass: int = 1  # ResidualTranslator(lowpass=...): the change is averaged over k x k pixels
+    cls_jitter: int = 0  # random crop margin (px) before the training classifier sees a fake
     zero_init_out: bool = True  # last conv starts at zero: G starts as the identity, no init noise
     ckpt_every: int = 100
     sample_every: int = 200
@@ -190,7 +192,7 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
         p.requires_grad_(False)
 
     nd = len(cfg.domains)
-    G = init_weights(ResidualTranslator(nd, cfg.ngf, cfg.n_blocks))
+    G = init_weights(ResidualTranslator(nd, cfg.ngf, cfg.n_blocks, lowpass=cfg.lowpass))
     if cfg.zero_init_out:
         last = [m for m in G.modules() if isinstance(m, torch.nn.Conv2d)][-1]
         torch.nn.init.zeros_(last.weight)
@@ -243,7 +245,12 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
         loss_adv = F.mse_loss(d_out, torch.ones_like(d_out))
         rec = G(fake, y)
         loss_cyc = F.l1_loss(rec, x)
-        logits = C(F.interpolate(fake, size=cfg.cls_size, mode="bilinear", antialias=True, align_corners=False))
+        fc = fake
+        if cfg.cls_jitter > 0:  # a random crop: the edit must work wherever the classifier looks
+            j = cfg.cls_jitter
+            ox, oy = (int(v) for v in data.rng.integers(0, j + 1, 2))
+            fc = fake[:, :, oy:oy + fake.shape[2] - j, ox:ox + fake.shape[3] - j]
+        logits = C(F.interpolate(fc, size=cfg.cls_size, mode="bilinear", antialias=True, align_corners=False))
         loss_cls = F.cross_entropy(logits, t)
         loss_delta = (fake - x).abs().mean()
         loss_g = (cfg.lambda_adv * loss_adv + cfg.lambda_cyc * loss_cyc + cfg.lambda_cls * loss_cls
