@@ -51,6 +51,30 @@ def test_translator_follows_its_target(tiny_model):
     assert np.abs(z - crops.astype(int)).max() <= 1  # strength 0 = no change
 
 
+def test_onnx_backend_matches_torch(tiny_model):
+    """The default ONNX Runtime backend runs the same weights as eager PyTorch, mixed targets too."""
+    from facegan.ops.translator_model import get_translator
+
+    tt = get_translator(str(tiny_model), backend="torch")
+    to = get_translator(str(tiny_model), backend="onnx")
+    assert tt.backend == "torch" and to.backend == "onnx"
+    rng = np.random.default_rng(1)
+    crops = rng.integers(0, 255, (3, 128, 128, 3), dtype=np.uint8)
+    targets = ["female", "male", "female"]
+    a = tt.translate(crops, targets, strength=0.8).astype(int)
+    b = to.translate(crops, targets, strength=0.8).astype(int)
+    assert np.abs(a - b).max() <= 1
+    assert np.abs(a - crops.astype(int)).mean() > 1.0  # and it did change the crops
+
+
+def test_unknown_backend_is_a_model_error(tiny_model):
+    from facegan.errors import ModelError
+    from facegan.ops.translator_model import get_translator
+
+    with pytest.raises(ModelError, match="backend"):
+        get_translator(str(tiny_model), backend="tpu")
+
+
 def test_swap_gender_photo_report_and_metadata(use_tiny, fixtures_dir, tmp_path):
     src = tmp_path / "in" / "happy1.jpg"
     src.parent.mkdir()

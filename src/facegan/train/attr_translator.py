@@ -53,6 +53,9 @@ class AttrTranslatorConfig:
     lowpass: int = 1  # ResidualTranslator(lowpass=...): the change is averaged over k x k pixels
     cls_jitter: int = 0  # random crop margin (px) before the training classifier sees a fake
     zero_init_out: bool = True  # last conv starts at zero: G starts as the identity, no init noise
+    cls_gray: bool = False  # the training classifier sees luma only, so G cannot win it by tinting
+    cls_robust: float = 0.0  # strength of the nuisance augmentation the classifier is trained under
+    cls_margin: float = 0.0  # no classifier push on a fake once its cross-entropy is below this
     ckpt_every: int = 100
     sample_every: int = 200
     eval_every: int = 500
@@ -94,6 +97,39 @@ class Data:
         return _to_tensor(np.ascontiguousarray(x)), torch.from_numpy(self.label[idx]).long()
 
 
+def _cls_input(x: torch.Tensor, cfg: AttrTranslatorConfig) -> torch.Tensor:
+    """What the training-signal classifier sees: resized, and grey when ``cls_gray``."""
+    x = F.interpolate(x, size=cfg.cls_size, mode="bilinear", antialias=True, align_corners=False)
+    if cfg.cls_gray:
+        w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        x = (x * w).sum(1, keepdim=True).expand(-1, 3, -1, -1)
+    return x
+
+
+def _nuisance(x: torch.Tensor, strength: float, gen: torch.Generator) -> torch.Tensor:
+    """Perturbations that carry no gender, so the training classifier learns to ignore them and the
+    translator cannot fool it with them: colour casts and gains, smooth random colour fields at
+    several scales (blotches, bands, stripes), pixel noise. ``strength`` 1 = the full amplitudes."""
+    b = x.shape[0]
+    r = lambda *shape: torch.rand(*shape, generator=gen)  # noqa: E731
+    gain = 1 + strength * 0.25 * (r(b, 3, 1, 1) * 2 - 1)
+    cast = strength * 0.15 * (r(b, 3, 1, 1) * 2 - 1)
+    y = x * gain + cast
+    for cells in (2, 4, 8, 16):
+        field = torch.randn(b, 3, cells, cells, generator=gen) * strength * 0.08
+        on = (r(b, 1, 1, 1) < 0.5).float()
+        y = y + on * F.interpolate(field, size=x.shape[-2:], mode="bicubic", align_corners=False)
+    for axis in (2, 3):  # bands along one axis, random period and phase
+        per = 4 + 12 * r(b, 1, 1, 1)
+        ph = 6.2832 * r(b, 1, 1, 1)
+        n = x.shape[axis]
+        pos = torch.arange(n, dtype=x.dtype).view(1, 1, n, 1) if axis == 2 else torch.arange(n, dtype=x.dtype).view(1, 1, 1, n)
+        amp = strength * 0.15 * (r(b, 3, 1, 1) * 2 - 1) * (r(b, 1, 1, 1) < 0.3).float()
+        y = y + amp * torch.sin(6.2832 * pos / per + ph)
+    y = y + strength * 0.04 * torch.randn(y.shape, generator=gen)
+    return y.clamp(-1, 1)
+
+
 def train_classifier(cfg: AttrTranslatorConfig, data: Data, log) -> SmallCNN:
     """The training-signal classifier: small CNN on the training split only."""
     path = Path(cfg.out_dir) / "aux_classifier.safetensors"
@@ -104,10 +140,13 @@ def train_classifier(cfg: AttrTranslatorConfig, data: Data, log) -> SmallCNN:
         net.load_state_dict(load_file(str(path)))
         return net.eval()
     opt = torch.optim.Adam(net.parameters(), 1e-3)
+    gen = torch.Generator().manual_seed(cfg.seed)
     net.train()
     for step in range(cfg.cls_steps):
         x, y = data.batch(64)
-        x = F.interpolate(x, size=cfg.cls_size, mode="bilinear", antialias=True, align_corners=False)
+        if cfg.cls_robust > 0:  # half of each batch perturbed
+            x = torch.cat([x[:32], _nuisance(x[32:], cfg.cls_robust, gen)])
+        x = _cls_input(x, cfg)
         loss = F.cross_entropy(net(x), y)
         opt.zero_grad()
         loss.backward()
@@ -119,10 +158,16 @@ def train_classifier(cfg: AttrTranslatorConfig, data: Data, log) -> SmallCNN:
     accs = []
     with torch.no_grad():
         for k, ix in enumerate(data.test_idx):
-            x = _to_tensor(data.crops[ix])
-            x = F.interpolate(x, size=cfg.cls_size, mode="bilinear", antialias=True, align_corners=False)
+            x = _cls_input(_to_tensor(data.crops[ix]), cfg)
             accs.append(float((net(x).argmax(1) == k).float().mean()))
     log(f"aux classifier held-out accuracy per domain {accs}")
+    if cfg.cls_robust > 0:
+        with torch.no_grad():
+            pert = []
+            for k, ix in enumerate(data.test_idx):
+                x = _nuisance(_to_tensor(data.crops[ix]), cfg.cls_robust, gen)
+                pert.append(float((net(_cls_input(x, cfg)).argmax(1) == k).float().mean()))
+        log(f"aux classifier held-out accuracy on perturbed crops {pert}")
     from safetensors.torch import save_file
 
     Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
@@ -250,8 +295,8 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
             j = cfg.cls_jitter
             ox, oy = (int(v) for v in data.rng.integers(0, j + 1, 2))
             fc = fake[:, :, oy:oy + fake.shape[2] - j, ox:ox + fake.shape[3] - j]
-        logits = C(F.interpolate(fc, size=cfg.cls_size, mode="bilinear", antialias=True, align_corners=False))
-        loss_cls = F.cross_entropy(logits, t)
+        logits = C(_cls_input(fc, cfg))
+        loss_cls = F.relu(F.cross_entropy(logits, t, reduction="none") - cfg.cls_margin).mean()
         loss_delta = (fake - x).abs().mean()
         loss_g = (cfg.lambda_adv * loss_adv + cfg.lambda_cyc * loss_cyc + cfg.lambda_cls * loss_cls
                   + cfg.lambda_delta * loss_delta)
