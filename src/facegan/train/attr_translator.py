@@ -56,6 +56,8 @@ class AttrTranslatorConfig:
     cls_gray: bool = False  # the training classifier sees luma only, so G cannot win it by tinting
     cls_robust: float = 0.0  # strength of the nuisance augmentation the classifier is trained under
     cls_margin: float = 0.0  # no classifier push on a fake once its cross-entropy is below this
+    cls_online: bool = False  # keep training the classifier: real faces by label, fakes as their SOURCE
+    cls_lr: float = 5e-5  # its learning rate when online (it must not outrun G)
     ckpt_every: int = 100
     sample_every: int = 200
     eval_every: int = 500
@@ -144,8 +146,9 @@ def train_classifier(cfg: AttrTranslatorConfig, data: Data, log) -> SmallCNN:
     net.train()
     for step in range(cfg.cls_steps):
         x, y = data.batch(64)
-        if cfg.cls_robust > 0:  # half of each batch perturbed
-            x = torch.cat([x[:32], _nuisance(x[32:], cfg.cls_robust, gen)])
+        if cfg.cls_robust > 0:  # every other sample perturbed (batches come grouped by class)
+            x = x.clone()
+            x[1::2] = _nuisance(x[1::2], cfg.cls_robust, gen)
         x = _cls_input(x, cfg)
         loss = F.cross_entropy(net(x), y)
         opt.zero_grad()
@@ -235,6 +238,10 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
     C = train_classifier(cfg, data, log)
     for p in C.parameters():
         p.requires_grad_(False)
+    # online classifier: a translated face is still labelled with its source, so any change that only
+    # confuses the classifier (tints, stripes at the eyes) is learnt as "source" and stops paying off;
+    # what keeps paying off is looking like a real face of the target
+    optC = torch.optim.Adam(C.parameters(), cfg.cls_lr, betas=(0.5, 0.999)) if cfg.cls_online else None
 
     nd = len(cfg.domains)
     G = init_weights(ResidualTranslator(nd, cfg.ngf, cfg.n_blocks, lowpass=cfg.lowpass))
@@ -247,10 +254,17 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
     optG = torch.optim.Adam(G.parameters(), cfg.lr, betas=(cfg.beta1, 0.999))
     optD = torch.optim.Adam(D.parameters(), cfg.lr, betas=(cfg.beta1, 0.999))
     ema = EMA(G, cfg.ema_decay)
+
+    def _modules():
+        return {"G": G, "D": D, "G_ema": ema.model, **({"C": C} if optC is not None else {})}
+
+    def _optims():
+        return {"G": optG, "D": optD, **({"C": optC} if optC is not None else {})}
+
     step = 0
     ck = out / "last"
     if (ck / "meta.json").exists():
-        meta = load_checkpoint(ck, {"G": G, "D": D, "G_ema": ema.model}, {"G": optG, "D": optD})
+        meta = load_checkpoint(ck, _modules(), _optims())
         step = int(meta["step"])
         data.rng = np.random.default_rng(cfg.seed + step)
         torch.manual_seed(cfg.seed + step)
@@ -304,6 +318,18 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
         loss_g.backward()
         optG.step()
         ema.update(G)
+        if optC is not None:
+            for p in C.parameters():
+                p.requires_grad_(True)
+            C.train()
+            both = torch.cat([x, fake.detach()])  # one batch: BatchNorm sees real and fake together
+            lc = F.cross_entropy(C(_cls_input(both, cfg)), torch.cat([y, y]), label_smoothing=0.05)
+            optC.zero_grad(set_to_none=True)
+            lc.backward()
+            optC.step()
+            C.eval()
+            for p in C.parameters():
+                p.requires_grad_(False)
         step += 1
         vals = dict(d=loss_d.item(), adv=loss_adv.item(), cyc=loss_cyc.item(), cls=loss_cls.item(),
                     delta=loss_delta.item())
@@ -318,7 +344,7 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
             log(f"step {step}/{cfg.steps} {el / 20:.2f}s/step lr {lr_at(step):.2e} "
                 + " ".join(f"{k} {v:.3f}" for k, v in hist.items()))
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
-            save_checkpoint(ck, {"G": G, "D": D, "G_ema": ema.model}, {"G": optG, "D": optD},
+            save_checkpoint(ck, _modules(), _optims(),
                             {"step": step, "config": asdict(cfg), "time": time.time()})
         if step % cfg.sample_every == 0:
             save_grid(ema.model, data, out / "samples" / f"step{step:06d}.png")
@@ -331,7 +357,7 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
                 for k, v in r.items():
                     writer.add_scalar(f"flip/{k}", v["flip_rate"], step)
         if max_minutes is not None and time.time() - t0 > max_minutes * 60:
-            save_checkpoint(ck, {"G": G, "D": D, "G_ema": ema.model}, {"G": optG, "D": optD},
+            save_checkpoint(ck, _modules(), _optims(),
                             {"step": step, "config": asdict(cfg), "time": time.time()})
             log(f"time budget reached at step {step}")
             break
