@@ -22,7 +22,7 @@ def _cache(path, n=24, size=32):
 def _cfg(tmp_path, steps):
     return at.AttrTranslatorConfig(
         data=str(tmp_path / "c.npz"), out_dir=str(tmp_path / "run"), size=32, batch=4, steps=steps,
-        ngf=8, n_blocks=1, ndf=8, cls_size=32, cls_steps=3, lowpass=2, cls_jitter=4, cls_gray=True, cls_robust=0.5, cls_margin=0.1, cls_online=True,
+        ngf=8, n_blocks=1, ndf=8, cls_size=32, cls_steps=3, lowpass=2, cls_jitter=4, cls_gray=True, cls_robust=0.5, cls_margin=0.1, cls_online=True, cond_init_std=0.1, cond_lr_mult=5.0, cls_decay_start=2, lambda_cls_end=0.1,
         lambda_delta=0.5, ckpt_every=2, sample_every=2, eval_every=10**6, eval_n=4, threads=1)
 
 

@@ -58,6 +58,11 @@ class AttrTranslatorConfig:
     cls_margin: float = 0.0  # no classifier push on a fake once its cross-entropy is below this
     cls_online: bool = False  # keep training the classifier: real faces by label, fakes as their SOURCE
     cls_lr: float = 5e-5  # its learning rate when online (it must not outrun G)
+    cond_init_std: float = 0.0  # per-domain norm affines start apart (1 + N(0, s), N(0, s)): without it
+    cond_lr_mult: float = 1.0  # G starts target-blind and the classifier term teaches it target-blind
+    #                             "confuse the classifier" edits; the affines also learn this much faster
+    cls_decay_start: int = -1  # from this step lambda_cls falls linearly to lambda_cls_end at the last
+    lambda_cls_end: float = 0.0  # step, so the discriminator gets the last word on realism (-1: off)
     ckpt_every: int = 100
     sample_every: int = 200
     eval_every: int = 500
@@ -251,7 +256,19 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
         if last.bias is not None:
             torch.nn.init.zeros_(last.bias)
     D = init_weights(DomainPatchDiscriminator(nd, cfg.ndf))
-    optG = torch.optim.Adam(G.parameters(), cfg.lr, betas=(cfg.beta1, 0.999))
+    from ..nets.blocks import DomainNorm2d
+
+    cond = [p for m in G.modules() if isinstance(m, DomainNorm2d) for p in (m.weight, m.bias)]
+    if cfg.cond_init_std > 0:
+        gen = torch.Generator().manual_seed(cfg.seed + 1)
+        with torch.no_grad():
+            for m in G.modules():
+                if isinstance(m, DomainNorm2d):
+                    m.weight.copy_(1 + cfg.cond_init_std * torch.randn(m.weight.shape, generator=gen))
+                    m.bias.copy_(cfg.cond_init_std * torch.randn(m.bias.shape, generator=gen))
+    cond_ids = {id(p) for p in cond}
+    optG = torch.optim.Adam([{"params": [p for p in G.parameters() if id(p) not in cond_ids], "mult": 1.0},
+                             {"params": cond, "mult": cfg.cond_lr_mult}], cfg.lr, betas=(cfg.beta1, 0.999))
     optD = torch.optim.Adam(D.parameters(), cfg.lr, betas=(cfg.beta1, 0.999))
     ema = EMA(G, cfg.ema_decay)
 
@@ -277,6 +294,12 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
     except Exception:  # tensorboard is optional at run time
         pass
 
+    def lambda_cls_at(s):
+        if cfg.cls_decay_start < 0 or s < cfg.cls_decay_start:
+            return cfg.lambda_cls
+        f = min(1.0, (s - cfg.cls_decay_start) / max(1, cfg.steps - cfg.cls_decay_start))
+        return cfg.lambda_cls + f * (cfg.lambda_cls_end - cfg.lambda_cls)
+
     def lr_at(s):  # constant, then linear decay over the last half
         half = cfg.steps // 2
         return cfg.lr if s < half else cfg.lr * max(0.0, (cfg.steps - s) / (cfg.steps - half))
@@ -287,7 +310,7 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
     while step < cfg.steps:
         for o in (optG, optD):
             for g in o.param_groups:
-                g["lr"] = lr_at(step)
+                g["lr"] = lr_at(step) * g.get("mult", 1.0)
         G.train()
         x, y = data.batch(cfg.batch)
         t = 1 - y if nd == 2 else (y + torch.randint(1, nd, y.shape)) % nd
@@ -312,7 +335,7 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
         logits = C(_cls_input(fc, cfg))
         loss_cls = F.relu(F.cross_entropy(logits, t, reduction="none") - cfg.cls_margin).mean()
         loss_delta = (fake - x).abs().mean()
-        loss_g = (cfg.lambda_adv * loss_adv + cfg.lambda_cyc * loss_cyc + cfg.lambda_cls * loss_cls
+        loss_g = (cfg.lambda_adv * loss_adv + cfg.lambda_cyc * loss_cyc + lambda_cls_at(step) * loss_cls
                   + cfg.lambda_delta * loss_delta)
         optG.zero_grad(set_to_none=True)
         loss_g.backward()
