@@ -85,6 +85,10 @@ def test_swap_gender_photo_report_and_metadata(use_tiny, fixtures_dir, tmp_path)
     summary = json.loads(r.output.strip().splitlines()[-1])
     assert summary["processed"] == 1 and summary["faces"] == 1 and summary["failed"] == 0
     out = tmp_path / "out" / "happy1.jpg"
+    rep0 = json.loads((tmp_path / "out" / "report.json").read_text())["faces"][0]
+    # the summary carries the proof counts, consistent with the report's row
+    assert summary["still_same_person"] == int(rep0["same_person"])
+    assert summary["reads_as_target"] == int(rep0["reads_as_target"])
     assert out.exists() and _sha(src) == before  # input untouched
     assert is_synthetic(out)
     a, b = read_image(src), read_image(out)

@@ -23,6 +23,7 @@ def _make(op):
                    suffix=suffix, overwrite=overwrite, progress=not quiet, max_pixels=max_pixels, fmt=fmt)
         summary = {"operation": op.name, "processed": s.processed, "skipped": s.skipped, "failed": s.failed,
                    "faces": s.faces, "report": str(s.report)}
+        summary.update(_proof_counts(s.report))
         click.echo(json.dumps(summary))
         if s.failed:
             for f, code, msg in s.errors:
@@ -48,6 +49,24 @@ def _make(op):
                                        show_default=True, help=o.help))
     epilog = "\b\nExamples:\n" + "\n".join(f"  {e}" for e in op.examples) if op.examples else None
     return click.Command(op.name, callback=cb, params=params, help=op.description, epilog=epilog)
+
+
+def _proof_counts(report) -> dict:
+    """From the job's report (resumed photos included): how many faces read as the intended target,
+    and how many the identity model still calls the same person — the numbers an anonymization job
+    must check. Empty for ops whose report has no such fields."""
+    try:
+        rows = json.loads(open(report).read())["faces"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    out = {}
+    judged = [r for r in rows if "reads_as_target" in r]
+    if judged:
+        out["reads_as_target"] = sum(bool(r["reads_as_target"]) for r in judged)
+    ident = [r for r in rows if isinstance(r.get("same_person"), bool)]
+    if ident:
+        out["still_same_person"] = sum(r["same_person"] for r in ident)
+    return out
 
 
 def _exit_code(code: str) -> int:
