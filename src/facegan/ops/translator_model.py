@@ -23,11 +23,11 @@ def _onnx_delta_session(net, size: int, threads: int | None = None):
     """Exports ``net.delta`` (input, target) -> change to ONNX in memory and opens an ONNX Runtime
     session on it. Nothing is written to disk."""
     import io
-    import logging
-    import warnings
 
     import onnxruntime as ort
     import torch
+
+    from ..export.onnx import _quiet
 
     class _Delta(torch.nn.Module):
         def __init__(self, net):
@@ -39,17 +39,10 @@ def _onnx_delta_session(net, size: int, threads: int | None = None):
 
     buf = io.BytesIO()
     x = torch.zeros(1, 3, size, size)
-    lg = logging.getLogger("torch.onnx")
-    level = lg.level
-    lg.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(_Delta(net).eval(), (x, torch.zeros(1, dtype=torch.long)), buf, dynamo=False,
-                              opset_version=17, input_names=["input", "target"], output_names=["delta"],
-                              dynamic_axes={"input": {0: "batch"}, "target": {0: "batch"}, "delta": {0: "batch"}})
-    finally:
-        lg.setLevel(level)
+    with _quiet(), torch.no_grad():
+        torch.onnx.export(_Delta(net).eval(), (x, torch.zeros(1, dtype=torch.long)), buf, dynamo=False,
+                          opset_version=17, input_names=["input", "target"], output_names=["delta"],
+                          dynamic_axes={"input": {0: "batch"}, "target": {0: "batch"}, "delta": {0: "batch"}})
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     if threads:

@@ -258,14 +258,14 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
     D = init_weights(DomainPatchDiscriminator(nd, cfg.ndf))
     from ..nets.blocks import DomainNorm2d
 
-    cond = [p for m in G.modules() if isinstance(m, DomainNorm2d) for p in (m.weight, m.bias)]
+    norms = [m for m in G.modules() if isinstance(m, DomainNorm2d)]
+    cond = [p for m in norms for p in (m.weight, m.bias)]
     if cfg.cond_init_std > 0:
         gen = torch.Generator().manual_seed(cfg.seed + 1)
         with torch.no_grad():
-            for m in G.modules():
-                if isinstance(m, DomainNorm2d):
-                    m.weight.copy_(1 + cfg.cond_init_std * torch.randn(m.weight.shape, generator=gen))
-                    m.bias.copy_(cfg.cond_init_std * torch.randn(m.bias.shape, generator=gen))
+            for m in norms:
+                m.weight.copy_(1 + cfg.cond_init_std * torch.randn(m.weight.shape, generator=gen))
+                m.bias.copy_(cfg.cond_init_std * torch.randn(m.bias.shape, generator=gen))
     cond_ids = {id(p) for p in cond}
     optG = torch.optim.Adam([{"params": [p for p in G.parameters() if id(p) not in cond_ids], "mult": 1.0},
                              {"params": cond, "mult": cfg.cond_lr_mult}], cfg.lr, betas=(cfg.beta1, 0.999))
