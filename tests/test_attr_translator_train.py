@@ -60,3 +60,35 @@ def test_train_checkpoints_samples_and_resumes(tmp_path):
     assert at.train(_cfg(tmp_path, 6))["step"] == 6
     assert "resumed at step 4" in (run / "train.log").read_text()
     assert (run / "last" / "C.safetensors").exists()  # the online classifier is checkpointed too
+
+
+def test_init_from_fine_tunes_from_another_run(tmp_path):
+    from safetensors.torch import load_file
+
+    _cache(tmp_path / "c.npz")
+    at.train(_cfg(tmp_path, 2))
+    src = tmp_path / "run"
+    cfg = _cfg(tmp_path, 1)
+    cfg.out_dir, cfg.init_from, cfg.lr = str(tmp_path / "ft"), str(src / "last"), 0.0  # lr 0: weights stay
+    assert at.train(cfg)["step"] == 1  # its own step count and schedule, from 0
+    ft = tmp_path / "ft"
+    assert "initialised G, D, G_ema, C from" in (ft / "train.log").read_text()
+    # the same training classifier, not a new one
+    assert (ft / "aux_classifier.safetensors").read_bytes() == (src / "aux_classifier.safetensors").read_bytes()
+    a, b = load_file(str(src / "last" / "G.safetensors")), load_file(str(ft / "last" / "G.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # a second call resumes the fine-tune itself, not the source run
+    cfg.steps = 2
+    assert at.train(cfg)["step"] == 2 and "resumed at step 1" in (ft / "train.log").read_text()
+
+
+def test_init_from_must_be_a_checkpoint(tmp_path):
+    import pytest
+
+    _cache(tmp_path / "c.npz")
+    cfg = _cfg(tmp_path, 1)
+    cfg.init_from = str(tmp_path / "nowhere")
+    from facegan.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="not a checkpoint folder"):
+        at.train(cfg)

@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from facegan.cli import main
-from facegan.evaluate.harness import _label, summarize
+from facegan.errors import FaceganError
+from facegan.evaluate.harness import _label, _resolve, _split_spec, split_ops, summarize
 
 
 @pytest.fixture
@@ -72,3 +73,33 @@ def test_label_is_file_name_safe():
     assert _label("blur") == "blur"
     assert _label("swap-gender@runs/gender-translator/last") == "swap-gender@gender-translator"
     assert "/" not in _label("swap-gender@/tmp/a b/c")
+
+
+def test_op_spec_options():
+    assert _split_spec("swap-gender@runs/x/last:strength=2") == ("swap-gender", "runs/x/last", {"strength": "2"})
+    assert _split_spec("blur") == ("blur", "", {})
+    assert split_ops("swap-gender:strength=2,to=x, blur,pixelate:blocks=4,swap-gender@a/b") == [
+        "swap-gender:strength=2,to=x", "blur", "pixelate:blocks=4", "swap-gender@a/b"]
+    assert _split_spec("swap-gender@C:\\m\\last") == ("swap-gender", "C:\\m\\last", {})  # a drive letter
+    assert _label("swap-gender:strength=1.5") == "swap-gender_strength1.5"
+    assert _label("swap-gender@runs/v3/last:strength=2") == "swap-gender@v3_strength2"
+    with pytest.raises(FaceganError, match="no option"):
+        _resolve("pixelate:strength=2")
+    with pytest.raises(FaceganError, match="no option"):
+        _resolve("swap-gender:to=male")  # the harness sets the direction itself
+    with pytest.raises(FaceganError, match="key=value"):
+        _resolve("swap-gender:strength=2,oops")
+    with pytest.raises(FaceganError, match="expected float"):
+        _resolve("swap-gender:strength=lots")
+
+
+def test_evaluate_with_op_options(labelled, tiny_model, tmp_path):
+    out = tmp_path / "rep"
+    spec = f"swap-gender@{tiny_model}:strength=0"
+    r = CliRunner().invoke(main, ["evaluate", str(labelled), "-o", str(out), "--n-per-gender", "1", "-q",
+                                  "--ops", spec], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    s = json.loads((out / "metrics.json").read_text())["ops"][_label(spec)]
+    assert s["options"] == {"strength": "0"} and s["model"] == str(tiny_model)
+    # strength 0 changes nothing: the photo is still the same person with identical embeddings
+    assert s["identity_similarity_mean"] > 0.999 and s["reid_rate"] == 1.0

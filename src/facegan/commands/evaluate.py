@@ -8,7 +8,9 @@ import click
 @click.command("evaluate")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @click.option("--ops", "ops", default="swap-gender,blur,pixelate", show_default=True,
-              help="comma-separated operations to measure (baselines included)")
+              help="comma-separated operations to measure (baselines included); NAME@FOLDER runs "
+                   "swap-gender with a translator checkpoint, NAME:key=value sets an option "
+                   "(e.g. swap-gender:strength=2)")
 @click.option("-o", "--out", default="reports/evaluate", show_default=True, help="report folder")
 @click.option("--n-per-gender", type=int, default=100, show_default=True)
 @click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
@@ -23,8 +25,8 @@ def command(folder, ops, out, n_per_gender, split, quiet):
     Example:
       facegan evaluate ../shared/datasets/utkface-200 -o reports/gender-eval --n-per-gender 100
     """
-    from ..evaluate.harness import evaluate_ops
+    from ..evaluate.harness import evaluate_ops, split_ops
 
-    res = evaluate_ops(folder, [o.strip() for o in ops.split(",") if o.strip()], out, n_per_gender, split,
+    res = evaluate_ops(folder, split_ops(ops), out, n_per_gender, split,
                        progress=not quiet)
     click.echo(json.dumps(res["ops"], indent=1))

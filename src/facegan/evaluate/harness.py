@@ -118,8 +118,11 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
                 grid_rows.setdefault("original", {})[k] = rgb
                 grid_rows.setdefault(label, {})[k] = out
         results["ops"][label] = summarize(rows)
-        if op_name != label:
-            results["ops"][label]["model"] = op_name.partition("@")[2]
+        name, model, options = _split_spec(op_name)
+        if model:
+            results["ops"][label]["model"] = model
+        if options:
+            results["ops"][label]["options"] = options
         (out_dir / f"rows_{label}.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     # grid: one column per op (+ original), one row per face
     keys = sorted(grid_rows.get("original", {}))
@@ -136,31 +139,71 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
     return results
 
 
+def split_ops(text: str) -> list[str]:
+    """``--ops`` text -> op specs. Commas separate ops and also an op's options, so a ``key=value``
+    piece belongs to the op before it: ``swap-gender:strength=2,to=x,blur`` -> 2 specs."""
+    specs: list[str] = []
+    for piece in (p.strip() for p in text.split(",")):
+        if not piece:
+            continue
+        if specs and "=" in piece and not any(c in piece.split("=")[0] for c in ":@") and ":" in specs[-1]:
+            specs[-1] += "," + piece
+        else:
+            specs.append(piece)
+    return specs
+
+
+def _split_spec(op_name: str) -> tuple[str, str, dict]:
+    """``NAME[@MODEL][:key=value,...]`` -> (name, model, options). Options are the op's own (e.g.
+    ``swap-gender:strength=2``); values are converted to the option's declared type later."""
+    head, sep, opts = op_name.partition(":")
+    # a Windows drive letter ("C:\\...") is part of the model path, not an option list
+    if sep and "=" not in opts:
+        head, opts = op_name, ""
+    name, _, model = head.partition("@")
+    options = {}
+    for kv in filter(None, (o.strip() for o in opts.split(","))):
+        k, eq, v = kv.partition("=")
+        if not eq or not k.strip():
+            raise FaceganError(f"{op_name}: options must be key=value (e.g. swap-gender:strength=2)")
+        options[k.strip()] = v.strip()
+    return name, model, options
+
+
 def _label(op_name: str) -> str:
-    """A file-name-safe label: ``swap-gender@runs/x/last`` -> ``swap-gender@x``."""
-    name, _, model = op_name.partition("@")
-    if not model:
-        return name
-    p = Path(model)
-    tag = p.parent.name if p.name == "last" else p.name
-    return f"{name}@" + "".join(c if c.isalnum() or c in "-_." else "_" for c in tag)
+    """A file-name-safe label: ``swap-gender@runs/x/last:strength=2`` -> ``swap-gender@x_strength2``."""
+    name, model, options = _split_spec(op_name)
+    label = name
+    if model:
+        p = Path(model)
+        tag = p.parent.name if p.name == "last" else p.name
+        label += "@" + "".join(c if c.isalnum() or c in "-_." else "_" for c in tag)
+    for k, v in options.items():
+        label += "_" + "".join(c if c.isalnum() or c in "-." else "_" for c in f"{k}{v}")
+    return label
 
 
 def _resolve(op_name: str):
     """``NAME`` -> a registered op; ``swap-gender@FOLDER`` -> swap-gender with the translator checkpoint
-    FOLDER (to compare trained models through the same harness)."""
+    FOLDER (to compare trained models through the same harness); ``:key=value`` sets the op's options."""
     from ..ops import get_op
 
-    name, _, model = op_name.partition("@")
+    name, model, options = _split_spec(op_name)
     op = get_op(name)
+    known = {o.name: o for o in op.options}
+    bad = [k for k in options if k not in known or k == "to"]
+    if bad:
+        raise FaceganError(f"{op_name}: {name} has no option {', '.join(bad)} here "
+                           f"(it takes: {', '.join(k for k in known if k != 'to') or 'none'})")
+    kw = {k: known[k].parse(v) for k, v in options.items()}  # ConfigError on a bad value
     if name not in ("swap-gender", "anonymize"):
         if model:
             raise FaceganError(f"{op_name}: only swap-gender/anonymize take a model (@FOLDER)")
-        return op, op
+        return op, (lambda rgb, **o: op.run(rgb, **kw, **o)) if kw else op
     from ..ops.swap_gender import transform_genders
 
     # verify=False: the harness judges outputs itself, so time_s is the transform alone
-    return op, lambda rgb, **kw: transform_genders(rgb, model=model or None, verify=False, **kw)
+    return op, lambda rgb, **o: transform_genders(rgb, model=model or None, verify=False, **kw, **o)
 
 
 def summarize(rows: list[dict]) -> dict:

@@ -63,6 +63,8 @@ class AttrTranslatorConfig:
     #                             "confuse the classifier" edits; the affines also learn this much faster
     cls_decay_start: int = -1  # from this step lambda_cls falls linearly to lambda_cls_end at the last
     lambda_cls_end: float = 0.0  # step, so the discriminator gets the last word on realism (-1: off)
+    init_from: str = ""  # a checkpoint folder (e.g. runs/gender-translator/last) to fine-tune from: its
+    #                       weights (G, D, G_ema and the online classifier), fresh optimisers and schedule
     ckpt_every: int = 100
     sample_every: int = 200
     eval_every: int = 500
@@ -240,6 +242,11 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     data = Data(cfg)
     log(f"train per domain {[len(i) for i in data.train_idx]} test {[len(i) for i in data.test_idx]}")
+    aux = Path(cfg.init_from).parent / "aux_classifier.safetensors" if cfg.init_from else None
+    if aux is not None and aux.exists() and not (out / aux.name).exists():  # fine-tune: same classifier
+        import shutil
+
+        shutil.copy(aux, out / aux.name)
     C = train_classifier(cfg, data, log)
     for p in C.parameters():
         p.requires_grad_(False)
@@ -286,6 +293,15 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
         data.rng = np.random.default_rng(cfg.seed + step)
         torch.manual_seed(cfg.seed + step)
         log(f"resumed at step {step}")
+    elif cfg.init_from:
+        init = Path(cfg.init_from)
+        if not (init / "meta.json").exists():
+            from ..errors import ConfigError
+
+            raise ConfigError(f"init_from: {init} is not a checkpoint folder (no meta.json)")
+        mods = {k: m for k, m in _modules().items() if (init / f"{k}.safetensors").exists()}
+        load_checkpoint(init, mods)
+        log(f"initialised {', '.join(mods)} from {init} (step {json.loads((init / 'meta.json').read_text()).get('step')})")
     writer = None
     try:
         from torch.utils.tensorboard import SummaryWriter
