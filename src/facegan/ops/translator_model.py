@@ -122,6 +122,71 @@ class AttrTranslator:
         return ((y + 1) * 127.5 + 0.5).clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
 
 
+class PairedTranslator:
+    """One plain image-to-image generator per direction (e.g. the pix2pix students distilled from the
+    attribute translator): a folder with ``male-to-female/`` and ``female-to-male/`` engine checkpoints
+    (each a training folder with ``last/``, a checkpoint folder, or a ``.safetensors`` file).
+
+    Only the generator's *change* is used, low-passed like the attribute translator's (``lowpass``
+    k: averaged over k x k pixels, bilinear back) and scaled by ``strength``, so its reconstruction
+    noise is not pasted onto the photo."""
+
+    PREFIXES = ("male-to-female", "female-to-male")
+
+    def __init__(self, folder: Path, backend: str | None = None, lowpass: int = 2):
+        from ..commands.translate import FaceTranslator
+
+        self.domains = ["male", "female"]
+        self.name = f"paired:{folder}"
+        self.source = str(folder)
+        self.lowpass = int(lowpass)
+        self.gens = {}
+        use_onnx = (backend or DEFAULT_BACKEND) in ("onnx", "auto")
+        for tag in self.PREFIXES:
+            p = _paired_entry(folder, tag)
+            try:
+                self.gens[tag.split("-to-")[1]] = FaceTranslator.load(p, use_onnx=use_onnx, paste="residual")
+            except Exception as e:  # noqa: BLE001 - a bad checkpoint becomes one clear error
+                raise ModelError(f"{p}: cannot load the {tag} generator: {e}") from e
+        tpls = {(g.template, g.size) for g in self.gens.values()}
+        if len(tpls) != 1:
+            raise ModelError(f"{folder}: the two generators were trained on different crops {sorted(tpls)}")
+        self.template, self.size = tpls.pop()
+        self.backend = "onnx" if use_onnx else "torch"
+
+    def translate(self, crops: np.ndarray, targets: list[str], strength: float = 1.0) -> np.ndarray:
+        import torch
+        import torch.nn.functional as F
+
+        out = crops.copy()
+        for tgt, gen in self.gens.items():
+            idx = [i for i, t in enumerate(targets) if t == tgt]
+            if not idx:
+                continue
+            x = crops[idx].astype(np.float32)
+            d = torch.from_numpy(gen.translate_crops(crops[idx]).astype(np.float32) - x).permute(0, 3, 1, 2)
+            if self.lowpass > 1:
+                d = F.interpolate(F.avg_pool2d(d, self.lowpass), size=d.shape[-2:], mode="bilinear",
+                                  align_corners=False)
+            y = x + strength * d.permute(0, 2, 3, 1).numpy()
+            out[idx] = np.clip(y + 0.5, 0, 255).astype(np.uint8)
+        bad = sorted(set(targets) - set(self.gens))
+        if bad:
+            raise ModelError(f"{self.name} has no generator for target {bad[0]!r}")
+        return out
+
+
+def _paired_entry(folder: Path, tag: str) -> Path:
+    for p in (folder / tag / "last", folder / tag, folder / f"{tag}.safetensors"):
+        if p.exists():
+            return p
+    raise ModelError(f"{folder} has no {tag} generator ({tag}/last, {tag}/ or {tag}.safetensors)")
+
+
+def _is_paired(folder: Path) -> bool:
+    return any((folder / t).exists() or (folder / f"{t}.safetensors").exists() for t in PairedTranslator.PREFIXES)
+
+
 def _from_checkpoint(folder: Path, backend: str | None = None) -> AttrTranslator:
     from safetensors.torch import load_file
 
@@ -137,8 +202,9 @@ def _from_checkpoint(folder: Path, backend: str | None = None) -> AttrTranslator
     return AttrTranslator(sd, spec, str(folder), backend)
 
 
-def get_translator(path: str | None = None, backend: str | None = None) -> AttrTranslator:
-    """The translator at ``path`` (a checkpoint folder), else $FACEGAN_GENDER_MODEL, else the shipped one."""
+def get_translator(path: str | None = None, backend: str | None = None) -> AttrTranslator | PairedTranslator:
+    """The translator at ``path`` (an attr-translator checkpoint folder, or a folder of per-direction
+    generators, see :class:`PairedTranslator`), else $FACEGAN_GENDER_MODEL, else the shipped one."""
     return _get_translator(path or os.environ.get(ENV) or None,
                            (backend or os.environ.get(BACKEND_ENV) or DEFAULT_BACKEND).lower())
 
@@ -147,8 +213,11 @@ def get_translator(path: str | None = None, backend: str | None = None) -> AttrT
 def _get_translator(path: str | None, backend: str) -> AttrTranslator:
     if path:
         p = Path(path)
+        if _is_paired(p):
+            return PairedTranslator(p, backend)
         if not (p / "meta.json").exists():
-            raise ModelError(f"{p} is not a facegan translator checkpoint folder (no meta.json)")
+            raise ModelError(f"{p} is not a facegan translator checkpoint folder (no meta.json), nor a folder "
+                             f"of per-direction generators (male-to-female/, female-to-male/)")
         return _from_checkpoint(p, backend)
     from ..weights import load_shipped
 
