@@ -1,6 +1,7 @@
 """Copies a trained attr-translator checkpoint into the package as fp16 safetensors + manifest.
 
-    python scripts/ship_translator.py runs/gender-translator/last [--name gender-translator]
+    python scripts/ship_translator.py runs/gender-translator/last [--name gender-translator] \
+        [--default-strength swap-gender=2.0 --default-strength anonymize=2.5]
 
 Writes src/facegan/weights/NAME/{model.safetensors, manifest.json}. The model card (MODEL_CARD.md)
 is written by hand from the evaluation report (facegan evaluate) and kept next to them.
@@ -20,6 +21,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("checkpoint", type=Path, help="folder with meta.json and G_ema.safetensors")
     ap.add_argument("--name", default="gender-translator")
+    ap.add_argument("--default-strength", action="append", default=[], metavar="OP=S",
+                    help="scale of the change OP applies when the user gives none (chosen on held-out photos)")
     a = ap.parse_args()
     meta = json.loads((a.checkpoint / "meta.json").read_text())
     cfg = meta["config"]
@@ -40,6 +43,8 @@ def main() -> None:
         "size": cfg["size"],
         "template": "utkface",
         "step": meta["step"],
+        **({"default_strength": {k: float(v) for k, v in (x.split("=", 1) for x in a.default_strength)}}
+           if a.default_strength else {}),
         "dtype": "float16",
         "sha256": sha256_file(wf),
     }

@@ -193,6 +193,25 @@ def test_shipped_translator_loads_and_matches_manifest():
     y = tr.translate(x, ["male" if g == "female" else "female" for g in genders]).astype(int)
     change = np.abs(y - x.astype(int)).mean(axis=(1, 2, 3))
     assert (change > 2).all() and (change < 60).all()  # a visible edit, not a new image
+    # the default scales chosen on the held-out evaluation travel with the model
+    assert tr.default_strength("swap-gender") == manifest["default_strength"]["swap-gender"] == 2.0
+    assert tr.default_strength("anonymize") == manifest["default_strength"]["anonymize"] == 2.5
+    assert tr.default_strength("unknown-op") == 2.0
+
+
+def test_strength_default_comes_from_the_model_and_is_bounded(use_tiny, fixtures_dir, tmp_path):
+    src = tmp_path / "happy1.jpg"
+    shutil.copy(fixtures_dir / "happy1.jpg", src)
+    r = _run(["swap-gender", str(src), "-o", str(tmp_path / "a"), "-q"])
+    assert r.exit_code == 0, r.output
+    # a checkpoint without a recorded default applies its change as trained
+    assert json.loads((tmp_path / "a" / "report.json").read_text())["faces"][0]["strength"] == 1.0
+    r = _run(["anonymize", str(src), "-o", str(tmp_path / "b"), "-q", "--strength", "0.5"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "b" / "report.json").read_text())["faces"][0]["strength"] == 0.5
+    r = _run(["swap-gender", str(src), "-o", str(tmp_path / "c"), "-q", "--strength", "9"])
+    assert r.exit_code != 0 and "between 0 and 4" in r.output
+    assert not (tmp_path / "c" / "happy1.jpg").exists()
 
 
 def test_lowpass_translator_round_trips_through_both_loaders(tmp_path):

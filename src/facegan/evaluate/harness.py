@@ -203,7 +203,8 @@ def _resolve(op_name: str):
     from ..ops.swap_gender import transform_genders
 
     # verify=False: the harness judges outputs itself, so time_s is the transform alone
-    return op, lambda rgb, **o: transform_genders(rgb, model=model or None, verify=False, **kw, **o)
+    # op=name: anonymize and swap-gender apply their own default strength when none is given
+    return op, lambda rgb, **o: transform_genders(rgb, model=model or None, verify=False, op=name, **kw, **o)
 
 
 def summarize(rows: list[dict]) -> dict:

@@ -47,8 +47,10 @@ def _resnet_judge():
         return None
 
 
-def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float = 1.0, detector: str = "centerface",
-                      model: str | None = None, verify: bool = True, min_face: int = 24) -> OpResult:
+def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | None = None, detector: str = "centerface",
+                      model: str | None = None, verify: bool = True, min_face: int = 24,
+                      op: str = "swap-gender") -> OpResult:
+    """``strength`` None: the model's default for ``op`` (the shipped manifest's ``default_strength``)."""
     from ..faces import align_face, paste_back
     from ..faces.detect import detect_faces
     from ..judges.agegender import get_age_gender
@@ -58,6 +60,12 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float = 1
     if not faces:
         raise NoFaceError("no face found in the image")
     tr = get_translator(model)
+    if strength is None:
+        strength = tr.default_strength(op)
+    if not 0 <= float(strength) <= 4:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"strength must be between 0 and 4, not {strength}")
     judge = get_age_gender()
     out = rgb.copy()
     rows = []
@@ -72,7 +80,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float = 1
         row = {"face": i, "box": [round(float(v), 1) for v in f.box], "score": round(float(f.score), 3),
                "gender_before": src, "p_female_before": round(before["p_female"], 4),
                "age_before": round(before["age"], 1), "gender_judge": judge.name, "target": target,
-               "model": tr.name}
+               "model": tr.name, "strength": float(strength)}
         plans.append((f, d5, al, target, row, t0))
     # translate every face that needs it in one batch
     todo = [p for p in plans if p[4]["gender_before"] != p[3]]
@@ -116,12 +124,16 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float = 1
                           "model": tr.name, "model_source": tr.source})
 
 
-def _swap(rgb, to="opposite", strength=1.0):
+def _swap(rgb, to="opposite", strength=None):
     return transform_genders(rgb, to=to, strength=strength)
 
 
-def _anonymize(rgb, strength=1.0):
-    return transform_genders(rgb, to="opposite", strength=strength)
+def _anonymize(rgb, strength=None):
+    return transform_genders(rgb, to="opposite", strength=strength, op="anonymize")
+
+
+_STRENGTH_HELP = ("scale of the model's change (0 = none, 1 = as trained, at most 4); default: the model's "
+                  "own, chosen on held-out photos (shipped translator: {})")
 
 
 register_op(Operation(
@@ -130,7 +142,7 @@ register_op(Operation(
     run=_swap,
     options=(OpOption("to", "str", "opposite", ("opposite", "male", "female"),
                       "target gender; 'opposite' flips each face as judged by the gender classifier"),
-             OpOption("strength", "float", 1.0, None, "scale of the change (0 = none, 1 = as trained)")),
+             OpOption("strength", "float", None, None, _STRENGTH_HELP.format(2.0))),
     examples=("facegan swap-gender photo.jpg -o out/", "facegan swap-gender photos/ -o out/ --to female"),
     available=translator_available,
 ))
@@ -140,7 +152,7 @@ register_op(Operation(
     description="Change identity-bearing features of every face by swapping its gender (direction chosen "
                 "by the classifier), keeping pose, expression, hair and background; reports identity similarity.",
     run=_anonymize,
-    options=(OpOption("strength", "float", 1.0, None, "scale of the change (0 = none, 1 = as trained)"),),
+    options=(OpOption("strength", "float", None, None, _STRENGTH_HELP.format(2.5)),),
     examples=("facegan anonymize photos/ -o anon/",),
     available=translator_available,
 ))

@@ -50,7 +50,15 @@ def _onnx_delta_session(net, size: int, threads: int | None = None):
     return ort.InferenceSession(buf.getvalue(), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
-class AttrTranslator:
+class _Defaults:
+    default_strengths: dict
+
+    def default_strength(self, op: str = "swap-gender") -> float:
+        """The scale of the change ``op`` applies when the user gives none (1.0 unless the model says)."""
+        return self.default_strengths.get(op, self.default_strengths.get("swap-gender", 1.0))
+
+
+class AttrTranslator(_Defaults):
     """``backend``: ``torch`` (eager PyTorch), ``onnx`` (the same weights exported in memory and run by
     ONNX Runtime, faster on CPU; falls back to torch if the export fails) or ``auto`` (= onnx).
     Default: $FACEGAN_TRANSLATOR_BACKEND, else ``onnx``."""
@@ -65,6 +73,9 @@ class AttrTranslator:
         self.size = int(spec.get("size", 128))
         self.name = spec.get("name", SHIPPED)
         self.source = source
+        # the scale of the trained change each op applies when the user gives none, chosen on held-out
+        # photos and recorded in the shipped manifest ({"swap-gender": 2.0, ...}; 1.0 = as trained)
+        self.default_strengths = {k: float(v) for k, v in (spec.get("default_strength") or {}).items()}
         self.net = ResidualTranslator(len(self.domains), int(spec.get("ngf", 32)), int(spec.get("n_blocks", 6)),
                                      lowpass=int(spec.get("lowpass", 1)))
         try:
@@ -122,7 +133,7 @@ class AttrTranslator:
         return ((y + 1) * 127.5 + 0.5).clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
 
 
-class PairedTranslator:
+class PairedTranslator(_Defaults):
     """One plain image-to-image generator per direction (e.g. the pix2pix students distilled from the
     attribute translator): a folder with ``male-to-female/`` and ``female-to-male/`` engine checkpoints
     (each a training folder with ``last/``, a checkpoint folder, or a ``.safetensors`` file).
@@ -140,6 +151,7 @@ class PairedTranslator:
         self.name = f"paired:{folder}"
         self.source = str(folder)
         self.lowpass = int(lowpass)
+        self.default_strengths: dict[str, float] = {}
         self.gens = {}
         use_onnx = (backend or DEFAULT_BACKEND) in ("onnx", "auto")
         for tag in self.PREFIXES:
