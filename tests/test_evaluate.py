@@ -51,6 +51,14 @@ def test_evaluate_model_and_baselines(labelled, tiny_model, tmp_path):
     assert g.size == (160 * 4, 160 * 2)  # original + 3 ops, one row per face
     rows = [json.loads(x) for x in (out / f"rows_{label}.jsonl").read_text().splitlines()]
     assert {r["source"] for r in rows} == {"male", "female"} and all(r["target"] != r["source"] for r in rows)
+    # swap-gender rows say whether the op left the face alone (its judge read it as the target already)
+    assert all(isinstance(r["left_unchanged"], bool) for r in rows)
+    assert m["ops"][label]["left_unchanged"] == sum(r["left_unchanged"] for r in rows)
+    assert "left_unchanged" not in rows_of(out, "blur")[0]
+
+
+def rows_of(out, label):
+    return [json.loads(x) for x in (out / f"rows_{label}.jsonl").read_text().splitlines()]
 
 
 def test_summarize_counts_flips_per_direction():

@@ -107,6 +107,10 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
                    "same_person": bool(ident.same_person(e0, e1)),
                    "landmark_shift": _landmark_shift(out, f, d5), "time_s": dt,
                    "n_faces": len(res.faces)}
+            if op.name in ("swap-gender", "anonymize") and res.faces:
+                # the op's own gender judge read the face as the target already and left it alone:
+                # such a face counts as "flipped" if the evaluation judge agrees, so say how many
+                row["left_unchanged"] = all(str(x.get("status", "")).startswith("unchanged") for x in res.faces)
             if rj is not None:
                 from ..faces import align_face
 
@@ -224,6 +228,8 @@ def summarize(rows: list[dict]) -> dict:
         s["reid_rate"] = float(np.mean([r["same_person"] for r in ok]))
         s["landmark_shift_mean"] = float(np.mean([r["landmark_shift"] for r in ok]))
         s["time_per_face_s_median"] = float(np.median([r["time_s"] / max(r["n_faces"], 1) for r in ok]))
+        if any("left_unchanged" in r for r in ok):
+            s["left_unchanged"] = int(sum(bool(r.get("left_unchanged")) for r in ok))
     return s
 
 
@@ -245,6 +251,10 @@ def markdown(res: dict) -> str:
                      f"{f(s.get('flip2_male->female'))} | {f(s.get('flip2_female->male'))} | "
                      f"{f(s.get('identity_similarity_mean'), False)} | {f(s.get('reid_rate'))} | "
                      f"{f(s.get('landmark_shift_mean'), False)} | {f(s.get('time_per_face_s_median'), False)} |")
+    left = {n: s["left_unchanged"] for n, s in ops.items() if s.get("left_unchanged")}
+    if left:
+        lines += ["", "Left unchanged because the op's judge already read the face as the target (these count "
+                  "as flipped when the evaluation judge agrees): " + ", ".join(f"{n} {k}" for n, k in left.items()) + "."]
     ja = res.get("judge_accuracy_on_originals") or {}
     if ja:
         lines += ["", "Judges on the untouched originals (the ceiling of a flip rate): " + ", ".join(
