@@ -40,6 +40,7 @@ def main() -> None:
         "ngf": cfg["ngf"],
         "n_blocks": cfg["n_blocks"],
         "lowpass": cfg.get("lowpass", 1),
+        **({"residual_scale": cfg["residual_scale"]} if cfg.get("residual_scale", 1.0) != 1.0 else {}),
         "size": cfg["size"],
         "template": "utkface",
         "step": meta["step"],

@@ -215,7 +215,8 @@ def test_strength_default_comes_from_the_model_and_is_bounded(use_tiny, fixtures
 
 
 def test_lowpass_translator_round_trips_through_both_loaders(tmp_path):
-    """A checkpoint's ``lowpass`` reaches the network in the ops loader and in load_generator."""
+    """A checkpoint's ``lowpass`` and ``residual_scale`` reach the network in the ops loader and in
+    load_generator."""
     import torch
 
     from facegan.nets.loading import load_generator
@@ -224,9 +225,10 @@ def test_lowpass_translator_round_trips_through_both_loaders(tmp_path):
     from facegan.train.checkpoint import save_checkpoint
 
     torch.manual_seed(1)
-    G = ResidualTranslator(2, ngf=8, n_blocks=1, lowpass=2)
+    G = ResidualTranslator(2, ngf=8, n_blocks=1, lowpass=2, residual_scale=1.5)
     save_checkpoint(tmp_path / "last", {"G": G, "G_ema": G}, {}, {"step": 1, "config": {
-        "domains": ["male", "female"], "ngf": 8, "n_blocks": 1, "size": 128, "lowpass": 2}})
+        "domains": ["male", "female"], "ngf": 8, "n_blocks": 1, "size": 128, "lowpass": 2,
+        "residual_scale": 1.5}})
     x = torch.rand(1, 3, 128, 128) * 2 - 1
     t = torch.tensor([1])
     with torch.no_grad():
@@ -235,12 +237,12 @@ def test_lowpass_translator_round_trips_through_both_loaders(tmp_path):
     # the change is constant-ish over each 2x2 block before bilinear upsampling: no pixel-level stripes
     assert (d[..., 1:, :] - d[..., :-1, :]).abs().max() < (d.abs().max() + 1e-6)
     tr = get_translator(str(tmp_path / "last"))
-    assert tr.net.lowpass == 2
+    assert tr.net.lowpass == 2 and tr.net.residual_scale == 1.5
     crop = ((x[0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).byte().numpy()[None]
     got = tr.translate(crop, ["female"]).astype(int)
     ref = ((want[0].permute(1, 2, 0) + 1) * 127.5).numpy()
     assert np.abs(got - ref).mean() < 1.5
     g, _meta = load_generator(tmp_path / "last")
-    assert g.net.lowpass == 2
+    assert g.net.lowpass == 2 and g.net.residual_scale == 1.5
     with torch.no_grad():
         assert torch.allclose(g(x, "female"), want, atol=1e-5)

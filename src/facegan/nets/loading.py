@@ -362,6 +362,8 @@ def _facegan_generator(sd: dict[str, torch.Tensor], meta: dict, path: Path) -> t
             kw["n_downsampling"] = int(cfg["n_downsampling"])
         if int(cfg.get("lowpass", 1)) > 1:
             kw["lowpass"] = int(cfg["lowpass"])
+        if float(cfg.get("residual_scale", 1.0)) != 1.0:
+            kw["residual_scale"] = float(cfg["residual_scale"])
         net = ResidualTranslator(**kw)
         spec = {"class": "ResidualTranslator", "kwargs": kw}
     elif any(k.startswith("net.model.") for k in sd):  # a ResidualTranslator without meta

@@ -77,7 +77,8 @@ class AttrTranslator(_Defaults):
         # photos and recorded in the shipped manifest ({"swap-gender": 2.0, ...}; 1.0 = as trained)
         self.default_strengths = {k: float(v) for k, v in (spec.get("default_strength") or {}).items()}
         self.net = ResidualTranslator(len(self.domains), int(spec.get("ngf", 32)), int(spec.get("n_blocks", 6)),
-                                     lowpass=int(spec.get("lowpass", 1)))
+                                     lowpass=int(spec.get("lowpass", 1)),
+                                     residual_scale=float(spec.get("residual_scale", 1.0)))
         try:
             missing, unexpected = self.net.load_state_dict(state_dict, strict=False)
             # checkpoints from before conditional norm (facegan 0.1 dev) have no per-domain affines
@@ -209,7 +210,8 @@ def _from_checkpoint(folder: Path, backend: str | None = None) -> AttrTranslator
         wf = folder / "G.safetensors"
     sd = {k: v.float() for k, v in load_file(str(wf)).items()}
     spec = {"domains": cfg.get("domains", ["male", "female"]), "ngf": cfg.get("ngf", 32),
-            "n_blocks": cfg.get("n_blocks", 6), "lowpass": cfg.get("lowpass", 1), "size": cfg.get("size", 128), "template": "utkface",
+            "n_blocks": cfg.get("n_blocks", 6), "lowpass": cfg.get("lowpass", 1),
+            "residual_scale": cfg.get("residual_scale", 1.0), "size": cfg.get("size", 128), "template": "utkface",
             "name": f"checkpoint:{folder}"}
     return AttrTranslator(sd, spec, str(folder), backend)
 

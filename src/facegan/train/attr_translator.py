@@ -50,6 +50,8 @@ class AttrTranslatorConfig:
     cls_size: int = 64
     cls_steps: int = 600
     ema_decay: float = 0.999
+    residual_scale: float = 1.0  # out = x + scale * change: train at the scale users apply (e.g. 2), so the
+    #                              discriminator judges the edit users see
     lowpass: int = 1  # ResidualTranslator(lowpass=...): the change is averaged over k x k pixels
     cls_jitter: int = 0  # random crop margin (px) before the training classifier sees a fake
     zero_init_out: bool = True  # last conv starts at zero: G starts as the identity, no init noise
@@ -256,7 +258,8 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
     optC = torch.optim.Adam(C.parameters(), cfg.cls_lr, betas=(0.5, 0.999)) if cfg.cls_online else None
 
     nd = len(cfg.domains)
-    G = init_weights(ResidualTranslator(nd, cfg.ngf, cfg.n_blocks, lowpass=cfg.lowpass))
+    G = init_weights(ResidualTranslator(nd, cfg.ngf, cfg.n_blocks, lowpass=cfg.lowpass,
+                                        residual_scale=cfg.residual_scale))
     if cfg.zero_init_out:
         last = [m for m in G.modules() if isinstance(m, torch.nn.Conv2d)][-1]
         torch.nn.init.zeros_(last.weight)
