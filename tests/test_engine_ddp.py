@@ -40,6 +40,7 @@ def _grad_worker(rank, world, port, out):
     lin(x).sum().backward()
     allreduce_grads(list(lin.parameters()), info.world)
     torch.save(lin.weight.grad, os.path.join(out, f"g{rank}.pt"))
+    dist.barrier()  # both ranks done before the group goes
     dist.destroy_process_group()
 
 

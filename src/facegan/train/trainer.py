@@ -184,7 +184,11 @@ def train(cfg: Cfg, *, max_minutes: float | None = None, max_steps: int | None =
     ``callback(step_done, method, losses)`` runs after every step (every rank)."""
     info = dist_util.init(cfg.get("device", "auto"))
     try:
-        return _train(cfg, info, max_minutes, max_steps, progress, log, callback)
+        res = _train(cfg, info, max_minutes, max_steps, progress, log, callback)
+        # every rank is done before any tears the process group down: a rank that leaves while rank 0
+        # still writes its last checkpoint can abort in gloo's teardown (seen as SIGABRT in CI)
+        dist_util.barrier(info.world)
+        return res
     finally:
         dist_util.cleanup(info)
 
