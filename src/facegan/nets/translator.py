@@ -21,6 +21,13 @@ from .blocks import DomainNorm2d, set_domain
 from .cyclegan import NLayerDiscriminator, ResnetGenerator
 
 
+def lowpass_change(d: torch.Tensor, k: int) -> torch.Tensor:
+    """A change (N, C, H, W) averaged over k x k pixels and brought back to H x W (bilinear)."""
+    if k <= 1:
+        return d
+    return F.interpolate(F.avg_pool2d(d, k), size=d.shape[-2:], mode="bilinear", align_corners=False)
+
+
 class ResidualTranslator(nn.Module):
     def __init__(self, n_domains: int = 2, ngf: int = 32, n_blocks: int = 6, n_downsampling: int = 2,
                  residual_scale: float = 1.0, lowpass: int = 1):
@@ -38,10 +45,8 @@ class ResidualTranslator(nn.Module):
         cond = onehot.expand(-1, -1, x.shape[2], x.shape[3])
         set_domain(self.net, target)
         d = self.net(torch.cat([x, cond], 1))
-        if self.lowpass > 1:  # the change is low-frequency by construction: no stripes, no checkerboard
-            d = F.interpolate(F.avg_pool2d(d, self.lowpass), size=d.shape[-2:], mode="bilinear",
-                              align_corners=False)
-        return self.residual_scale * d
+        # the change is low-frequency by construction: no stripes, no checkerboard
+        return self.residual_scale * lowpass_change(d, self.lowpass)
 
     def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return torch.clamp(x + self.delta(x, target), -1.0, 1.0)

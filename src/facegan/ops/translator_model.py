@@ -169,8 +169,12 @@ class PairedTranslator(_Defaults):
 
     def translate(self, crops: np.ndarray, targets: list[str], strength: float = 1.0) -> np.ndarray:
         import torch
-        import torch.nn.functional as F
 
+        from ..nets.translator import lowpass_change
+
+        bad = sorted(set(targets) - set(self.gens))
+        if bad:
+            raise ModelError(f"{self.name} has no generator for target {bad[0]!r}")
         out = crops.copy()
         for tgt, gen in self.gens.items():
             idx = [i for i, t in enumerate(targets) if t == tgt]
@@ -178,14 +182,8 @@ class PairedTranslator(_Defaults):
                 continue
             x = crops[idx].astype(np.float32)
             d = torch.from_numpy(gen.translate_crops(crops[idx]).astype(np.float32) - x).permute(0, 3, 1, 2)
-            if self.lowpass > 1:
-                d = F.interpolate(F.avg_pool2d(d, self.lowpass), size=d.shape[-2:], mode="bilinear",
-                                  align_corners=False)
-            y = x + strength * d.permute(0, 2, 3, 1).numpy()
+            y = x + strength * lowpass_change(d, self.lowpass).permute(0, 2, 3, 1).numpy()
             out[idx] = np.clip(y + 0.5, 0, 255).astype(np.uint8)
-        bad = sorted(set(targets) - set(self.gens))
-        if bad:
-            raise ModelError(f"{self.name} has no generator for target {bad[0]!r}")
         return out
 
 
