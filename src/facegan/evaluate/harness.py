@@ -57,8 +57,10 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
     judge = get_age_gender()
     rj = _resnet_judge()
     ident = get_identity()
+    fr = _faceres()
     results: dict = {"data": {"folder": str(folder), "split": split, "n_images": len(labs)},
-                     "judges": {"gender": judge.name, "gender_2": rj.name if rj else None, "identity": ident.name},
+                     "judges": {"gender": judge.name, "gender_2": rj.name if rj else None, "identity": ident.name,
+                                "faceres": fr.name if fr is not None else None},
                      "ops": {}}
     grid_rows: dict = {}
     # originals, detected once and shared by every op (so each op sees the same faces)
@@ -72,7 +74,15 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
         h, w = rgb.shape[:2]
         f = max(faces, key=lambda f: f.width * f.height)
         d5 = dlib5_of(rgb, f)
-        items.append((lab, rgb, f, d5, ident.embed(rgb, f)))
+        fr0 = None
+        if fr is not None:
+            from ..faces import align_face
+
+            e, pm = fr.predict_crops(align_face(rgb, f, "utkface", 128).crop[None])
+            fr0 = e[0]
+            acc.setdefault(("judge_3", "male" if lab.gender == 0 else "female"), []).append(
+                (pm[0] >= 0.5) == (lab.gender == 0))
+        items.append((lab, rgb, f, d5, ident.embed(rgb, f), fr0))
         # how well each judge reads the untouched originals (the ceiling of any flip rate)
         src = "male" if lab.gender == 0 else "female"
         acc.setdefault(("judge", src), []).append((judge.predict(rgb, d5)["p_female"] >= 0.5) == (src == "female"))
@@ -87,7 +97,7 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
     for op_name, label in zip(ops, labels):
         op, run_op = _resolve(op_name)
         rows = []
-        for k, (lab, rgb, f, d5, e0) in enumerate(tqdm(items, desc=op_name, disable=not progress)):
+        for k, (lab, rgb, f, d5, e0, fr0) in enumerate(tqdm(items, desc=op_name, disable=not progress)):
             src = "male" if lab.gender == 0 else "female"
             target = "female" if src == "male" else "male"
             opts = {"to": target} if any(o.name == "to" for o in op.options) else {}
@@ -117,6 +127,12 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
                 crop = align_face(out, f, "utkface", 128).crop
                 p2 = float(rj.predict_crops(crop[None], "utkface")["p_female"][0])
                 row["flipped_2"] = (p2 >= 0.5) == (target == "female")
+            if fr is not None:
+                from ..faces import align_face
+
+                e, pm = fr.predict_crops(align_face(out, f, "utkface", 128).crop[None])
+                row["identity_similarity_2"], row["same_person_2"] = fr.compare(fr0, e[0])
+                row["flipped_3"] = bool((pm[0] >= 0.5) == (target == "male"))
             rows.append(row)
             if k < grid_n or (len(items) // 2 <= k < len(items) // 2 + grid_n):
                 grid_rows.setdefault("original", {})[k] = rgb
@@ -141,6 +157,18 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
     (out_dir / "metrics.json").write_text(json.dumps(results, indent=2))
     (out_dir / "report.md").write_text(markdown(results))
     return results
+
+
+def _faceres():
+    """The second identity model and third gender judge (faceres), when its files are here
+    (``scripts/fetch_human_models.sh``); evaluation without it reports dlib and two judges only."""
+    import os
+
+    from ..judges import faceres
+
+    if os.environ.get("FACEGAN_EVAL_FACERES", "1") == "0" or not faceres.available():
+        return None
+    return faceres.get_faceres()
 
 
 def split_ops(text: str) -> list[str]:
@@ -219,13 +247,17 @@ def summarize(rows: list[dict]) -> dict:
         g = [r for r in ok if r["source"] == src]
         if g:
             s[f"flip_{d}"] = float(np.mean([r["flipped"] for r in g]))
-            if "flipped_2" in g[0]:
-                s[f"flip2_{d}"] = float(np.mean([r["flipped_2"] for r in g]))
+            for k in ("2", "3"):
+                if f"flipped_{k}" in g[0]:
+                    s[f"flip{k}_{d}"] = float(np.mean([r[f"flipped_{k}"] for r in g]))
     if ok:
         sim = np.array([r["identity_similarity"] for r in ok])
         s["identity_similarity_mean"] = float(sim.mean())
         s["identity_similarity_pct"] = {str(p): float(np.percentile(sim, p)) for p in (10, 25, 50, 75, 90)}
         s["reid_rate"] = float(np.mean([r["same_person"] for r in ok]))
+        if "identity_similarity_2" in ok[0]:
+            s["identity_similarity_2_mean"] = float(np.mean([r["identity_similarity_2"] for r in ok]))
+            s["reid_rate_2"] = float(np.mean([r["same_person_2"] for r in ok]))
         s["landmark_shift_mean"] = float(np.mean([r["landmark_shift"] for r in ok]))
         s["time_per_face_s_median"] = float(np.median([r["time_s"] / max(r["n_faces"], 1) for r in ok]))
         if any("left_unchanged" in r for r in ok):
@@ -251,6 +283,17 @@ def markdown(res: dict) -> str:
                      f"{f(s.get('flip2_male->female'))} | {f(s.get('flip2_female->male'))} | "
                      f"{f(s.get('identity_similarity_mean'), False)} | {f(s.get('reid_rate'))} | "
                      f"{f(s.get('landmark_shift_mean'), False)} | {f(s.get('time_per_face_s_median'), False)} |")
+    if j.get("faceres"):
+        from ..judges.faceres import THRESHOLD
+
+        lines += ["", f"Second identity model and third gender judge: `{j['faceres']}` (same person when cosine "
+                  f">= {THRESHOLD}; its gender head as judge 3). faceres is the identity-repulsion signal of "
+                  "the anonymizer's training, so for that model only dlib's numbers above are independent.", "",
+                  "| op | flip M→F (judge 3) | flip F→M (judge 3) | faceres sim. mean | re-id rate (faceres) |",
+                  "|---|---|---|---|---|"]
+        for name, s in ops.items():
+            lines.append(f"| {name} | {f(s.get('flip3_male->female'))} | {f(s.get('flip3_female->male'))} | "
+                         f"{f(s.get('identity_similarity_2_mean'), False)} | {f(s.get('reid_rate_2'))} |")
     left = {n: s["left_unchanged"] for n, s in ops.items() if s.get("left_unchanged")}
     if left:
         lines += ["", "Left unchanged because the op's judge already read the face as the target (these count "
@@ -258,6 +301,6 @@ def markdown(res: dict) -> str:
     ja = res.get("judge_accuracy_on_originals") or {}
     if ja:
         lines += ["", "Judges on the untouched originals (the ceiling of a flip rate): " + ", ".join(
-            f"{k.replace('judge_2', 'judge 2')}: {100 * v:.1f}% right" for k, v in sorted(ja.items())) + "."]
+            f"{k.replace('judge_2', 'judge 2').replace('judge_3', 'judge 3')}: {100 * v:.1f}% right" for k, v in sorted(ja.items())) + "."]
     lines += ["", "Grid (columns: " + ", ".join(res.get("grid_columns", [])) + "):", "", "![grid](grid.png)", ""]
     return "\n".join(lines)

@@ -65,6 +65,9 @@ class AttrTranslatorConfig:
     #                             "confuse the classifier" edits; the affines also learn this much faster
     cls_decay_start: int = -1  # from this step lambda_cls falls linearly to lambda_cls_end at the last
     lambda_cls_end: float = 0.0  # step, so the discriminator gets the last word on realism (-1: off)
+    lambda_id: float = 0.0  # identity repulsion: push the faceres descriptor of the output away from the
+    id_margin: float = 0.4  # input's until their cosine similarity is below id_margin (anonymization).
+    #                         faceres (facegan.judges.faceres) is never the judge: evaluation uses dlib
     init_from: str = ""  # a checkpoint folder (e.g. runs/gender-translator/last) to fine-tune from: its
     #                       weights (G, D, G_ema and the online classifier), fresh optimisers and schedule
     ckpt_every: int = 100
@@ -305,6 +308,12 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
         mods = {k: m for k, m in _modules().items() if (init / f"{k}.safetensors").exists()}
         load_checkpoint(init, mods)
         log(f"initialised {', '.join(mods)} from {init} (step {json.loads((init / 'meta.json').read_text()).get('step')})")
+    id_net = None
+    if cfg.lambda_id > 0:
+        from ..judges.faceres import FaceResIdentity
+
+        id_net = FaceResIdentity()
+        log(f"identity repulsion: faceres, weight {cfg.lambda_id}, margin {cfg.id_margin}")
     writer = None
     try:
         from torch.utils.tensorboard import SummaryWriter
@@ -354,8 +363,14 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
         logits = C(_cls_input(fc, cfg))
         loss_cls = F.relu(F.cross_entropy(logits, t, reduction="none") - cfg.cls_margin).mean()
         loss_delta = (fake - x).abs().mean()
+        loss_id = torch.zeros(())
+        if id_net is not None:
+            with torch.no_grad():
+                e_real = id_net(x)[0]
+            sim = (id_net(fake)[0] * e_real).sum(1)
+            loss_id = F.relu(sim - cfg.id_margin).mean()
         loss_g = (cfg.lambda_adv * loss_adv + cfg.lambda_cyc * loss_cyc + lambda_cls_at(step) * loss_cls
-                  + cfg.lambda_delta * loss_delta)
+                  + cfg.lambda_delta * loss_delta + cfg.lambda_id * loss_id)
         optG.zero_grad(set_to_none=True)
         loss_g.backward()
         optG.step()
@@ -374,7 +389,7 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
                 p.requires_grad_(False)
         step += 1
         vals = dict(d=loss_d.item(), adv=loss_adv.item(), cyc=loss_cyc.item(), cls=loss_cls.item(),
-                    delta=loss_delta.item())
+                    delta=loss_delta.item(), **({"id": loss_id.item()} if id_net is not None else {}))
         for k, v in vals.items():
             hist[k] = 0.98 * hist.get(k, v) + 0.02 * v
         if writer is not None and step % 10 == 0:
