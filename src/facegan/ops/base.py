@@ -23,6 +23,8 @@ class OpOption:
     default: Any = None
     choices: tuple | None = None
     help: str = ""
+    bounds: tuple | None = None  # (low, high) inclusive, for int/float options; checked when parsed
+
 
     def parse(self, value: Any) -> Any:
         if value is None:
@@ -38,6 +40,8 @@ class OpOption:
                 value = str(value)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"option {self.name!r}: expected {self.type}, got {value!r}") from e
+        if self.bounds is not None and not self.bounds[0] <= value <= self.bounds[1]:
+            raise ConfigError(f"option {self.name!r}: {value!r} is outside {self.bounds[0]}-{self.bounds[1]}")
         if self.choices is not None and value not in self.choices:
             raise ConfigError(f"option {self.name!r}: {value!r} is not one of {', '.join(map(str, self.choices))}")
         return value
@@ -76,7 +80,8 @@ class Operation:
     def describe(self) -> dict:
         return {"name": self.name, "title": self.title, "description": self.description,
                 "options": [{"name": o.name, "type": o.type, "default": o.default,
-                             "choices": list(o.choices) if o.choices else None, "help": o.help}
+                             "choices": list(o.choices) if o.choices else None, "help": o.help,
+                             "bounds": list(o.bounds) if o.bounds else None}
                             for o in self.options], "available": bool(self.available())}
 
 

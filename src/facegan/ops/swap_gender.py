@@ -59,7 +59,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
     faces = [f for f in detect_faces(rgb, detector) if min(f.width, f.height) >= min_face]
     if not faces:
         raise NoFaceError("no face found in the image")
-    tr = get_translator(model)
+    tr = get_translator(model, op=op)
     if strength is None:
         strength = tr.default_strength(op)
     if not 0 <= float(strength) <= 4:
@@ -132,8 +132,12 @@ def _anonymize(rgb, strength=None):
     return transform_genders(rgb, to="opposite", strength=strength, op="anonymize")
 
 
-_STRENGTH_HELP = ("scale of the model's change (0 = none, 1 = as trained, at most 4); default: the model's "
-                  "own, chosen on held-out photos (shipped translator: {})")
+def _strength_help(op: str) -> str:
+    from .translator_model import shipped_default_strength
+
+    d = shipped_default_strength(op)
+    return ("scale of the model's change (0 = none, 1 = as trained, at most 4); default: the model's own, "
+            "chosen on held-out photos" + (f" (shipped model: {d:g})" if d is not None else ""))
 
 
 register_op(Operation(
@@ -142,7 +146,7 @@ register_op(Operation(
     run=_swap,
     options=(OpOption("to", "str", "opposite", ("opposite", "male", "female"),
                       "target gender; 'opposite' flips each face as judged by the gender classifier"),
-             OpOption("strength", "float", None, None, _STRENGTH_HELP.format(2.0))),
+             OpOption("strength", "float", None, None, _strength_help("swap-gender"), bounds=(0.0, 4.0))),
     examples=("facegan swap-gender photo.jpg -o out/", "facegan swap-gender photos/ -o out/ --to female"),
     available=translator_available,
 ))
@@ -152,7 +156,7 @@ register_op(Operation(
     description="Change identity-bearing features of every face by swapping its gender (direction chosen "
                 "by the classifier), keeping pose, expression, hair and background; reports identity similarity.",
     run=_anonymize,
-    options=(OpOption("strength", "float", None, None, _STRENGTH_HELP.format(2.5)),),
+    options=(OpOption("strength", "float", None, None, _strength_help("anonymize"), bounds=(0.0, 4.0)),),
     examples=("facegan anonymize photos/ -o anon/",),
     available=translator_available,
 ))

@@ -13,7 +13,9 @@ import numpy as np
 from ..errors import ModelError
 
 SHIPPED = "gender-translator"
-ENV = "FACEGAN_GENDER_MODEL"  # a checkpoint folder that replaces the shipped model
+# an op may have its own shipped model (used when installed, else SHIPPED)
+SHIPPED_FOR_OP = {"anonymize": "gender-anonymizer"}
+ENV = "FACEGAN_GENDER_MODEL"  # a checkpoint folder that replaces the shipped model(s) of every op
 BACKEND_ENV = "FACEGAN_TRANSLATOR_BACKEND"  # torch | onnx (ONNX Runtime; default) | auto
 BACKENDS = ("torch", "onnx", "auto")
 DEFAULT_BACKEND = "onnx"
@@ -214,15 +216,37 @@ def _from_checkpoint(folder: Path, backend: str | None = None) -> AttrTranslator
     return AttrTranslator(sd, spec, str(folder), backend)
 
 
-def get_translator(path: str | None = None, backend: str | None = None) -> AttrTranslator | PairedTranslator:
+def shipped_name(op: str = "swap-gender") -> str:
+    """The shipped model ``op`` runs: its own when installed (``SHIPPED_FOR_OP``), else SHIPPED."""
+    from ..weights import available
+
+    own = SHIPPED_FOR_OP.get(op)
+    return own if own and available(own) else SHIPPED
+
+
+def shipped_default_strength(op: str = "swap-gender") -> float | None:
+    """The default strength recorded in the shipped manifest ``op`` runs (None when not installed)."""
+    from ..weights import model_dir
+
+    mf = model_dir(shipped_name(op)) / "manifest.json"
+    if not mf.exists():
+        return None
+    d = json.loads(mf.read_text()).get("default_strength", {})
+    return float(d.get(op, d.get("swap-gender", 1.0)))
+
+
+def get_translator(path: str | None = None, backend: str | None = None,
+                   op: str = "swap-gender") -> AttrTranslator | PairedTranslator:
     """The translator at ``path`` (an attr-translator checkpoint folder, or a folder of per-direction
-    generators, see :class:`PairedTranslator`), else $FACEGAN_GENDER_MODEL, else the shipped one."""
+    generators, see :class:`PairedTranslator`), else $FACEGAN_GENDER_MODEL, else the shipped one for
+    ``op`` (see ``shipped_name``)."""
     return _get_translator(path or os.environ.get(ENV) or None,
-                           (backend or os.environ.get(BACKEND_ENV) or DEFAULT_BACKEND).lower())
+                           (backend or os.environ.get(BACKEND_ENV) or DEFAULT_BACKEND).lower(),
+                           shipped_name(op))
 
 
 @lru_cache(maxsize=4)
-def _get_translator(path: str | None, backend: str) -> AttrTranslator:
+def _get_translator(path: str | None, backend: str, shipped: str = SHIPPED) -> AttrTranslator:
     if path:
         p = Path(path)
         if _is_paired(p):
@@ -233,8 +257,8 @@ def _get_translator(path: str | None, backend: str) -> AttrTranslator:
         return _from_checkpoint(p, backend)
     from ..weights import load_shipped
 
-    sd, manifest = load_shipped(SHIPPED)
-    return AttrTranslator(sd, manifest, f"shipped:{SHIPPED}", backend)
+    sd, manifest = load_shipped(shipped)
+    return AttrTranslator(sd, manifest, f"shipped:{shipped}", backend)
 
 
 def translator_available() -> bool:
