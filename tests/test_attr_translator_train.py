@@ -92,3 +92,22 @@ def test_init_from_must_be_a_checkpoint(tmp_path):
 
     with pytest.raises(ConfigError, match="not a checkpoint folder"):
         at.train(cfg)
+
+
+def test_edit_mask_limits_the_change_to_the_pasted_region(tmp_path):
+    """edit_mask="ellipse": losses see x + mask * (G(x) - x), the change paste-back keeps."""
+    mask = at.edit_mask_tensor("ellipse", 32)
+    assert at.edit_mask_tensor("", 32) is None
+
+    class AddOne(torch.nn.Module):
+        def forward(self, x, t):
+            return x + 1.0
+
+    x = torch.zeros(1, 3, 32, 32)
+    y = at.MaskedEdit(AddOne(), mask)(x, torch.zeros(1, dtype=torch.long))
+    assert float(y[0, :, 0, 0].abs().max()) == 0.0  # corner: outside the face ellipse, untouched
+    assert float(y[0, :, 16, 16].min()) > 0.99  # face centre: the full change
+    _cache(tmp_path / "c.npz")
+    cfg = _cfg(tmp_path, 2)
+    cfg.edit_mask = "ellipse"
+    assert at.train(cfg)["step"] == 2

