@@ -247,3 +247,17 @@ def test_lowpass_translator_round_trips_through_both_loaders(tmp_path):
     assert g.net.lowpass == 2 and g.net.residual_scale == 1.5
     with torch.no_grad():
         assert torch.allclose(g(x, "female"), want, atol=1e-5)
+
+
+def test_an_op_runs_its_own_shipped_model_when_installed(monkeypatch):
+    from facegan import weights
+    from facegan.ops import translator_model as tm
+
+    assert tm.shipped_name("swap-gender") == tm.SHIPPED
+    # no anonymizer weights in the package: anonymize falls back to the gender translator
+    assert tm.shipped_name("anonymize") == tm.SHIPPED
+    assert tm.shipped_default_strength("anonymize") == 2.5
+    real = weights.available
+    monkeypatch.setattr(weights, "available", lambda n: n == tm.SHIPPED_FOR_OP["anonymize"] or real(n))
+    assert tm.shipped_name("anonymize") == tm.SHIPPED_FOR_OP["anonymize"]
+    assert tm.shipped_name("swap-gender") == tm.SHIPPED
