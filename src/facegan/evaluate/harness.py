@@ -44,6 +44,7 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
     from PIL import Image
     from tqdm import tqdm
 
+    from ..faces import align_face
     from ..faces.detect import detect_faces
     from ..io import read_image
     from ..judges.agegender import get_age_gender
@@ -75,10 +76,9 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
         f = max(faces, key=lambda f: f.width * f.height)
         d5 = dlib5_of(rgb, f)
         fr0 = None
+        crop0 = align_face(rgb, f, "utkface", 128).crop[None]  # the crop judges 2 and 3 read
         if fr is not None:
-            from ..faces import align_face
-
-            e, pm = fr.predict_crops(align_face(rgb, f, "utkface", 128).crop[None])
+            e, pm = fr.predict_crops(crop0)
             fr0 = e[0]
             acc.setdefault(("judge_3", "male" if lab.gender == 0 else "female"), []).append(
                 (pm[0] >= 0.5) == (lab.gender == 0))
@@ -87,9 +87,7 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
         src = "male" if lab.gender == 0 else "female"
         acc.setdefault(("judge", src), []).append((judge.predict(rgb, d5)["p_female"] >= 0.5) == (src == "female"))
         if rj is not None:
-            from ..faces import align_face
-
-            p2 = float(rj.predict_crops(align_face(rgb, f, "utkface", 128).crop[None], "utkface")["p_female"][0])
+            p2 = float(rj.predict_crops(crop0, "utkface")["p_female"][0])
             acc.setdefault(("judge_2", src), []).append((p2 >= 0.5) == (src == "female"))
     results["data"]["n_with_face"] = len(items)
     results["judge_accuracy_on_originals"] = {f"{j} {g}": float(np.mean(v)) for (j, g), v in acc.items()}
@@ -121,16 +119,12 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
                 # the op's own gender judge read the face as the target already and left it alone:
                 # such a face counts as "flipped" if the evaluation judge agrees, so say how many
                 row["left_unchanged"] = all(str(x.get("status", "")).startswith("unchanged") for x in res.faces)
+            crop = align_face(out, f, "utkface", 128).crop[None] if rj is not None or fr is not None else None
             if rj is not None:
-                from ..faces import align_face
-
-                crop = align_face(out, f, "utkface", 128).crop
-                p2 = float(rj.predict_crops(crop[None], "utkface")["p_female"][0])
+                p2 = float(rj.predict_crops(crop, "utkface")["p_female"][0])
                 row["flipped_2"] = (p2 >= 0.5) == (target == "female")
             if fr is not None:
-                from ..faces import align_face
-
-                e, pm = fr.predict_crops(align_face(out, f, "utkface", 128).crop[None])
+                e, pm = fr.predict_crops(crop)
                 row["identity_similarity_2"], row["same_person_2"] = fr.compare(fr0, e[0])
                 row["flipped_3"] = bool((pm[0] >= 0.5) == (target == "male"))
             rows.append(row)

@@ -63,8 +63,7 @@ def read_weights(model_json: Path) -> tuple[dict, dict[str, np.ndarray]]:
             n = int(np.prod(shape)) if shape else 1
             q = w.get("quantization")
             if q:
-                qd = _DTYPES.get(q["dtype"]) if q["dtype"] == "float16" else None
-                if qd is None:
+                if q["dtype"] != "float16":
                     raise ModelError(f"{model_json}: quantization {q['dtype']!r} is not supported")
                 size, dt = n * 2, np.dtype("<f2")
             else:
@@ -153,6 +152,7 @@ class TFJSGraph(nn.Module):
         unknown = sorted({node["op"] for node in self.nodes.values()} - set(_OPS) - {"Const", "Placeholder"})
         if unknown:
             raise ModelError(f"{model_json}: unsupported TensorFlow operators {unknown}")
+        self._needed = self._ancestors_of_outputs()
         self.eval()
 
     def const(self, name: str) -> torch.Tensor:
@@ -160,9 +160,8 @@ class TFJSGraph(nn.Module):
 
     def forward(self, x: torch.Tensor):
         vals: dict[str, torch.Tensor] = {self.inputs[0]: x}
-        needed = self._needed()
         for name in self.order:
-            if name not in needed or name in vals:
+            if name not in self._needed or name in vals:
                 continue
             node = self.nodes[name]
             if node["op"] == "Const":
@@ -173,17 +172,16 @@ class TFJSGraph(nn.Module):
         outs = [vals[o.split(":")[0]] for o in self.outputs]
         return outs[0] if len(outs) == 1 else outs
 
-    def _needed(self) -> set[str]:
-        if not hasattr(self, "_needed_cache"):
-            need, stack = set(), [o.split(":")[0] for o in self.outputs]
-            while stack:
-                n = stack.pop()
-                if n in need:
-                    continue
-                need.add(n)
-                stack += [i.split(":")[0].lstrip("^") for i in self.nodes[n].get("input", [])]
-            self._needed_cache = need
-        return self._needed_cache
+    def _ancestors_of_outputs(self) -> set[str]:
+        """The nodes the requested outputs depend on (the rest of the graph is never run)."""
+        need, stack = set(), [o.split(":")[0] for o in self.outputs]
+        while stack:
+            n = stack.pop()
+            if n in need:
+                continue
+            need.add(n)
+            stack += [i.split(":")[0].lstrip("^") for i in self.nodes[n].get("input", [])]
+        return need
 
 
 # -- operators (NHWC tensors) --------------------------------------------------------------------

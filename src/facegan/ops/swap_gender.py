@@ -17,6 +17,9 @@ from .base import Operation, OpOption, OpResult, register_op
 from .translator_model import get_translator, translator_available
 
 
+STRENGTH_BOUNDS = (0.0, 4.0)  # how far the model's change may be scaled (front ends refuse others upfront)
+
+
 def dlib5_of(rgb: np.ndarray, face) -> np.ndarray:
     if "dlib5" in face.extra:
         return face.extra["dlib5"]
@@ -62,10 +65,10 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
     tr = get_translator(model, op=op)
     if strength is None:
         strength = tr.default_strength(op)
-    if not 0 <= float(strength) <= 4:
+    if not STRENGTH_BOUNDS[0] <= float(strength) <= STRENGTH_BOUNDS[1]:  # the Python API's check
         from ..errors import ConfigError
 
-        raise ConfigError(f"strength must be between 0 and 4, not {strength}")
+        raise ConfigError(f"strength must be between {STRENGTH_BOUNDS[0]:g} and {STRENGTH_BOUNDS[1]:g}, not {strength}")
     judge = get_age_gender()
     out = rgb.copy()
     rows = []
@@ -136,7 +139,7 @@ def _strength_help(op: str) -> str:
     from .translator_model import shipped_default_strength
 
     d = shipped_default_strength(op)
-    return ("scale of the model's change (0 = none, 1 = as trained, at most 4); default: the model's own, "
+    return (f"scale of the model's change (0 = none, 1 = as trained, at most {STRENGTH_BOUNDS[1]:g}); default: the model's own, "
             "chosen on held-out photos" + (f" (shipped model: {d:g})" if d is not None else ""))
 
 
@@ -146,7 +149,7 @@ register_op(Operation(
     run=_swap,
     options=(OpOption("to", "str", "opposite", ("opposite", "male", "female"),
                       "target gender; 'opposite' flips each face as judged by the gender classifier"),
-             OpOption("strength", "float", None, None, _strength_help("swap-gender"), bounds=(0.0, 4.0))),
+             OpOption("strength", "float", None, None, _strength_help("swap-gender"), bounds=STRENGTH_BOUNDS)),
     examples=("facegan swap-gender photo.jpg -o out/", "facegan swap-gender photos/ -o out/ --to female"),
     available=translator_available,
 ))
@@ -156,7 +159,7 @@ register_op(Operation(
     description="Change identity-bearing features of every face by swapping its gender (direction chosen "
                 "by the classifier), keeping pose, expression, hair and background; reports identity similarity.",
     run=_anonymize,
-    options=(OpOption("strength", "float", None, None, _strength_help("anonymize"), bounds=(0.0, 4.0)),),
+    options=(OpOption("strength", "float", None, None, _strength_help("anonymize"), bounds=STRENGTH_BOUNDS),),
     examples=("facegan anonymize photos/ -o anon/",),
     available=translator_available,
 ))
