@@ -111,3 +111,22 @@ def test_edit_mask_limits_the_change_to_the_pasted_region(tmp_path):
     cfg = _cfg(tmp_path, 2)
     cfg.edit_mask = "ellipse"
     assert at.train(cfg)["step"] == 2
+
+
+def test_d_mask_hides_everything_outside_the_face_from_the_discriminator(tmp_path, monkeypatch):
+    seen = []
+
+    class Recording(at.DomainPatchDiscriminator):
+        def forward(self, x, d):
+            seen.append(x.detach().clone())
+            return super().forward(x, d)
+
+    monkeypatch.setattr(at, "DomainPatchDiscriminator", Recording)
+    _cache(tmp_path / "c.npz")
+    cfg = _cfg(tmp_path, 2)
+    cfg.edit_mask = cfg.d_mask = "ellipse"
+    at.train(cfg)
+    assert len(seen) == 6  # real, fake (D step) and fake (G step), per step
+    for x in seen:
+        assert float(x[:, :, 0, 0].abs().max()) == 0.0  # a corner: hair / background, hidden
+        assert float(x[:, :, 16, 16].abs().max()) > 0.0  # the face centre: seen

@@ -95,3 +95,32 @@ def test_identity_repulsion_term_runs_in_training(tmp_path, monkeypatch):
     for s in (1, 2):  # weights-only snapshots to compare steps later
         snap = tmp_path / "run" / f"step{s:06d}"
         assert (snap / "G_ema.safetensors").exists() and not list(snap.glob("*.optim.pt"))
+
+
+def test_teacher_loss_pushes_towards_the_target_and_stops_at_the_margin():
+    from facegan.train.attr_translator import teacher_loss
+
+    p_male = torch.tensor([0.99, 0.99, 0.3])
+    assert teacher_loss(p_male[:1], torch.tensor([0]), 0.1).item() == 0.0  # read as male: no push
+    assert teacher_loss(p_male[1:2], torch.tensor([1]), 0.1).item() > 4.0  # male read, female wanted
+    p = torch.tensor([0.3], requires_grad=True)
+    teacher_loss(p, torch.tensor([0]), 0.1).backward()
+    assert p.grad.item() < 0  # gradient descent raises P(male) when the target is male
+
+
+def test_gender_teacher_term_runs_in_training_and_only_for_gender(tmp_path, monkeypatch):
+    from facegan.errors import ConfigError
+    from facegan.train import attr_translator as at
+    from tests.test_attr_translator_train import _cache, _cfg
+
+    monkeypatch.setattr(faceres, "FaceResIdentity", _StandIn)
+    _StandIn.calls = 0
+    _cache(tmp_path / "c.npz")
+    cfg = _cfg(tmp_path, 2)
+    cfg.lambda_teacher = 1.0
+    at.train(cfg)
+    assert "gender teacher" in (tmp_path / "run" / "train.log").read_text()
+    assert _StandIn.calls == 2  # one pass over the fakes per step, no identity pass
+    cfg.domains = ["young", "old"]
+    with pytest.raises(ConfigError, match="gender"):
+        at.train(cfg)

@@ -67,9 +67,16 @@ class AttrTranslatorConfig:
     lambda_cls_end: float = 0.0  # step, so the discriminator gets the last word on realism (-1: off)
     edit_mask: str = ""  # "ellipse": the change is multiplied by the crop template's feathered face ellipse
     #                      in training, as paste-back does in use, so every loss sees the edit users get
+    d_mask: str = ""  # "ellipse": the discriminator sees only the face ellipse (the rest set to 0, mid grey).
+    #                   Paste-back keeps the hair, so a conditional D that sees long hair on a "male" crop
+    #                   can only be satisfied by pulling the face edit back; masked, it judges the face
     lambda_id: float = 0.0  # identity repulsion: push the faceres descriptor of the output away from the
     id_margin: float = 0.4  # input's until their cosine similarity is below id_margin (anonymization).
     #                         faceres (facegan.judges.faceres) is never the judge: evaluation uses dlib
+    lambda_teacher: float = 0.0  # a second, pretrained gender signal: faceres' gender head (trained on far
+    teacher_margin: float = 0.1  # more faces than the small classifier) must read the output as the target;
+    #                              hinged: no push once its cross-entropy is below teacher_margin. Only for
+    #                              attribute "gender"; it then cannot be an independent judge of this model
     init_from: str = ""  # a checkpoint folder (e.g. runs/gender-translator/last) to fine-tune from: its
     #                       weights (G, D, G_ema and the online classifier), fresh optimisers and schedule
     ckpt_every: int = 100
@@ -206,6 +213,13 @@ class MaskedEdit(torch.nn.Module):
         return x + self.mask * (self.G(x, t) - x)
 
 
+def teacher_loss(p_male: torch.Tensor, target: torch.Tensor, margin: float) -> torch.Tensor:
+    """Hinged cross-entropy of a P(male) head against target domains (0 male, 1 female): zero for
+    outputs it already reads as the target with cross-entropy below ``margin``."""
+    p_target = torch.where(target == 0, p_male, 1 - p_male).clamp_min(1e-6)
+    return F.relu(-torch.log(p_target) - margin).mean()
+
+
 def edit_mask_tensor(kind: str, size: int) -> torch.Tensor | None:
     if not kind:
         return None
@@ -255,6 +269,11 @@ def save_grid(G, data: Data, path: Path, n: int = 6):
 
 
 def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
+    if cfg.lambda_teacher > 0 and (cfg.attribute != "gender" or list(cfg.domains) != ["male", "female"]):
+        from ..errors import ConfigError
+
+        raise ConfigError("lambda_teacher: the faceres gender head only teaches attribute gender, "
+                          "domains [male, female]")
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out_dir)
@@ -310,6 +329,10 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
     ema = EMA(G, cfg.ema_decay)
     mask = edit_mask_tensor(cfg.edit_mask, cfg.size)
     Gm = MaskedEdit(G, mask) if mask is not None else G  # what the losses see
+    dmask = edit_mask_tensor(cfg.d_mask, cfg.size)
+
+    def Dm(img, dom):  # the discriminator's view
+        return D(img * dmask if dmask is not None else img, dom)
 
     def ema_view():
         return MaskedEdit(ema.model, mask) if mask is not None else ema.model
@@ -338,11 +361,14 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
         load_checkpoint(init, mods)
         log(f"initialised {', '.join(mods)} from {init} (step {json.loads((init / 'meta.json').read_text()).get('step')})")
     id_net = None
-    if cfg.lambda_id > 0:
+    if cfg.lambda_id > 0 or cfg.lambda_teacher > 0:
         from ..judges.faceres import FaceResIdentity
 
         id_net = FaceResIdentity()
-        log(f"identity repulsion: faceres, weight {cfg.lambda_id}, margin {cfg.id_margin}")
+        if cfg.lambda_id > 0:
+            log(f"identity repulsion: faceres, weight {cfg.lambda_id}, margin {cfg.id_margin}")
+        if cfg.lambda_teacher > 0:
+            log(f"gender teacher: faceres gender head, weight {cfg.lambda_teacher}, margin {cfg.teacher_margin}")
     writer = None
     try:
         from torch.utils.tensorboard import SummaryWriter
@@ -373,14 +399,14 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
         t = 1 - y if nd == 2 else (y + torch.randint(1, nd, y.shape)) % nd
         fake = Gm(x, t)
         # --- D
-        d_real = D(x, y)
-        d_fake = D(fake.detach(), t)
+        d_real = Dm(x, y)
+        d_fake = Dm(fake.detach(), t)
         loss_d = 0.5 * (F.mse_loss(d_real, torch.ones_like(d_real)) + F.mse_loss(d_fake, torch.zeros_like(d_fake)))
         optD.zero_grad(set_to_none=True)
         loss_d.backward()
         optD.step()
         # --- G
-        d_out = D(fake, t)
+        d_out = Dm(fake, t)
         loss_adv = F.mse_loss(d_out, torch.ones_like(d_out))
         rec = Gm(fake, y)
         loss_cyc = F.l1_loss(rec, x)
@@ -393,13 +419,17 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
         loss_cls = F.relu(F.cross_entropy(logits, t, reduction="none") - cfg.cls_margin).mean()
         loss_delta = (fake - x).abs().mean()
         loss_id = torch.zeros(())
+        loss_teacher = torch.zeros(())
         if id_net is not None:
-            with torch.no_grad():
-                e_real = id_net(x)[0]
-            sim = (id_net(fake)[0] * e_real).sum(1)
-            loss_id = F.relu(sim - cfg.id_margin).mean()
+            e_fake, p_male = id_net(fake)
+            if cfg.lambda_id > 0:
+                with torch.no_grad():
+                    e_real = id_net(x)[0]
+                loss_id = F.relu((e_fake * e_real).sum(1) - cfg.id_margin).mean()
+            if cfg.lambda_teacher > 0:
+                loss_teacher = teacher_loss(p_male, t, cfg.teacher_margin)
         loss_g = (cfg.lambda_adv * loss_adv + cfg.lambda_cyc * loss_cyc + lambda_cls_at(step) * loss_cls
-                  + cfg.lambda_delta * loss_delta + cfg.lambda_id * loss_id)
+                  + cfg.lambda_delta * loss_delta + cfg.lambda_id * loss_id + cfg.lambda_teacher * loss_teacher)
         optG.zero_grad(set_to_none=True)
         loss_g.backward()
         optG.step()
@@ -418,7 +448,8 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
                 p.requires_grad_(False)
         step += 1
         vals = dict(d=loss_d.item(), adv=loss_adv.item(), cyc=loss_cyc.item(), cls=loss_cls.item(),
-                    delta=loss_delta.item(), **({"id": loss_id.item()} if id_net is not None else {}))
+                    delta=loss_delta.item(), **({"id": loss_id.item()} if cfg.lambda_id > 0 else {}),
+                    **({"teacher": loss_teacher.item()} if cfg.lambda_teacher > 0 else {}))
         for k, v in vals.items():
             hist[k] = 0.98 * hist.get(k, v) + 0.02 * v
         if writer is not None and step % 10 == 0:
