@@ -52,6 +52,8 @@ def test_evaluate_model_and_baselines(labelled, tiny_model, tmp_path):
             assert "flip3_male->female" in s and "flip3_female->male" in s
         assert "re-id rate (faceres)" in (out / "report.md").read_text()
     assert set(m["judge_accuracy_on_originals"]) == judges
+    # realism (KID) needs two faces a side: one man and one woman give no number rather than a made-up one
+    assert m["kid_unchanged"] == {} and not any(k.startswith("kid_") for s in m["ops"].values() for k in s)
     md = (out / "report.md").read_text()
     assert "| blur |" in md and "flip M→F" in md and "grid.png" in md
     from PIL import Image
@@ -120,3 +122,19 @@ def test_evaluate_with_op_options(labelled, tiny_model, tmp_path):
     assert s["options"] == {"strength": "0"} and s["model"] == str(tiny_model)
     # strength 0 changes nothing: the photo is still the same person with identical embeddings
     assert s["identity_similarity_mean"] > 0.999 and s["reid_rate"] == 1.0
+
+
+def test_kid_is_near_zero_for_one_distribution_and_grows_with_a_shift():
+    from facegan.evaluate.harness import kid
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(100, 16)), rng.normal(size=(100, 16))
+    same = kid(a, b)
+    assert abs(same) < 0.05
+    assert kid(a, b + 0.5) > 10 * max(same, 0.005)
+    assert kid(a, b + 1.0) > kid(a, b + 0.5)
+    assert np.isnan(kid(a[:1], b))  # one sample a side: undefined, not a number pretending to be one
+
+
+def test_label_of_a_step_snapshot_names_its_run():
+    assert _label("swap-gender@runs/gender-translator-v7/step000800") == "swap-gender@gender-translator-v7-step000800"
