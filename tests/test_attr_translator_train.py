@@ -130,3 +130,23 @@ def test_d_mask_hides_everything_outside_the_face_from_the_discriminator(tmp_pat
     for x in seen:
         assert float(x[:, :, 0, 0].abs().max()) == 0.0  # a corner: hair / background, hidden
         assert float(x[:, :, 16, 16].abs().max()) > 0.0  # the face centre: seen
+
+
+def test_fine_tune_with_a_fresh_larger_discriminator_and_warm_up(tmp_path):
+    from safetensors.torch import load_file
+
+    _cache(tmp_path / "c.npz")
+    at.train(_cfg(tmp_path, 2))
+    src = tmp_path / "run"
+    cfg = _cfg(tmp_path, 1)
+    cfg.out_dir, cfg.init_from, cfg.lr = str(tmp_path / "ft"), str(src / "last"), 0.0
+    cfg.ndf, cfg.init_fresh, cfg.d_warmup = 16, ["D"], 3  # a wider D than the source run's 8
+    assert at.train(cfg)["step"] == 1
+    log = (tmp_path / "ft" / "train.log").read_text()
+    assert "initialised G, G_ema, C from" in log and "D warm-up 3/3" in log
+    d = load_file(str(tmp_path / "ft" / "last" / "D.safetensors"))
+    assert max(v.shape[0] for v in d.values()) > max(
+        v.shape[0] for v in load_file(str(src / "last" / "D.safetensors")).values())
+    cfg.steps = 2  # a resume does not warm the checkpointed D up again
+    at.train(cfg)
+    assert (tmp_path / "ft" / "train.log").read_text().count("D warm-up 3/3") == 1

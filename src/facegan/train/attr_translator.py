@@ -77,6 +77,10 @@ class AttrTranslatorConfig:
     teacher_margin: float = 0.1  # more faces than the small classifier) must read the output as the target;
     #                              hinged: no push once its cross-entropy is below teacher_margin. Only for
     #                              attribute "gender"; it then cannot be an independent judge of this model
+    init_fresh: list = field(default_factory=list)  # modules NOT taken from init_from (e.g. [D]: a new,
+    #                    larger discriminator next to the fine-tuned generator)
+    d_warmup: int = 0  # discriminator-only steps before the generator moves (a fresh D first learns what
+    #                    the starting generator's edits look like)
     init_from: str = ""  # a checkpoint folder (e.g. runs/gender-translator/last) to fine-tune from: its
     #                       weights (G, D, G_ema and the online classifier), fresh optimisers and schedule
     ckpt_every: int = 100
@@ -357,7 +361,8 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
             from ..errors import ConfigError
 
             raise ConfigError(f"init_from: {init} is not a checkpoint folder (no meta.json)")
-        mods = {k: m for k, m in _modules().items() if (init / f"{k}.safetensors").exists()}
+        mods = {k: m for k, m in _modules().items()
+                if (init / f"{k}.safetensors").exists() and k not in cfg.init_fresh}
         load_checkpoint(init, mods)
         log(f"initialised {', '.join(mods)} from {init} (step {json.loads((init / 'meta.json').read_text()).get('step')})")
     id_net = None
@@ -390,21 +395,40 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
     t0 = time.time()
     t_last = t0
     hist = {}
-    while step < cfg.steps:
-        for o in (optG, optD):
-            for g in o.param_groups:
-                g["lr"] = lr_at(step) * g.get("mult", 1.0)
-        G.train()
-        x, y = data.batch(cfg.batch)
-        t = 1 - y if nd == 2 else (y + torch.randint(1, nd, y.shape)) % nd
-        fake = Gm(x, t)
-        # --- D
+    def targets(y):
+        return 1 - y if nd == 2 else (y + torch.randint(1, nd, y.shape)) % nd
+
+    def d_step(x, y, t, fake):
         d_real = Dm(x, y)
         d_fake = Dm(fake.detach(), t)
         loss_d = 0.5 * (F.mse_loss(d_real, torch.ones_like(d_real)) + F.mse_loss(d_fake, torch.zeros_like(d_fake)))
         optD.zero_grad(set_to_none=True)
         loss_d.backward()
         optD.step()
+        return loss_d
+
+    if step == 0 and cfg.d_warmup > 0:  # not on a resume: the checkpointed D has had its warm-up
+        for g in optD.param_groups:
+            g["lr"] = cfg.lr
+        ld = 0.0
+        for i in range(cfg.d_warmup):
+            x, y = data.batch(cfg.batch)
+            t = targets(y)
+            with torch.no_grad():
+                fake = Gm(x, t)
+            ld = 0.9 * ld + 0.1 * d_step(x, y, t, fake).item() if i else d_step(x, y, t, fake).item()
+            if (i + 1) % 20 == 0 or i + 1 == cfg.d_warmup:
+                log(f"D warm-up {i + 1}/{cfg.d_warmup} d {ld:.3f}")
+    while step < cfg.steps:
+        for o in (optG, optD):
+            for g in o.param_groups:
+                g["lr"] = lr_at(step) * g.get("mult", 1.0)
+        G.train()
+        x, y = data.batch(cfg.batch)
+        t = targets(y)
+        fake = Gm(x, t)
+        # --- D
+        loss_d = d_step(x, y, t, fake)
         # --- G
         d_out = Dm(fake, t)
         loss_adv = F.mse_loss(d_out, torch.ones_like(d_out))
