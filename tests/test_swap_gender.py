@@ -194,9 +194,11 @@ def test_shipped_translator_loads_and_matches_manifest():
     change = np.abs(y - x.astype(int)).mean(axis=(1, 2, 3))
     assert (change > 2).all() and (change < 60).all()  # a visible edit, not a new image
     # the default scales chosen on the held-out evaluation travel with the model
-    assert tr.default_strength("swap-gender") == manifest["default_strength"]["swap-gender"] == 2.0
-    assert tr.default_strength("anonymize") == manifest["default_strength"]["anonymize"] == 2.5
-    assert tr.default_strength("unknown-op") == 2.0
+    # (v3: fine-tuned at 2x v2's change, so its own 1 is the edit; anonymize goes a quarter further)
+    assert tr.default_strength("swap-gender") == manifest["default_strength"]["swap-gender"] == 1.0
+    assert tr.default_strength("anonymize") == manifest["default_strength"]["anonymize"] == 1.25
+    assert tr.default_strength("unknown-op") == 1.0  # an op the manifest does not name: swap-gender's
+    assert manifest["residual_scale"] == 2.0 and tr.net.residual_scale == 2.0  # the scale it was tuned at
 
 
 def test_strength_default_comes_from_the_model_and_is_bounded(use_tiny, fixtures_dir, tmp_path):
@@ -256,7 +258,7 @@ def test_an_op_runs_its_own_shipped_model_when_installed(monkeypatch):
     assert tm.shipped_name("swap-gender") == tm.SHIPPED
     # no anonymizer weights in the package: anonymize falls back to the gender translator
     assert tm.shipped_name("anonymize") == tm.SHIPPED
-    assert tm.shipped_default_strength("anonymize") == 2.5
+    assert tm.shipped_default_strength("anonymize") == 1.25  # the translator manifest's anonymize default
     real = weights.available
     monkeypatch.setattr(weights, "available", lambda n: n == tm.SHIPPED_FOR_OP["anonymize"] or real(n))
     assert tm.shipped_name("anonymize") == tm.SHIPPED_FOR_OP["anonymize"]

@@ -314,8 +314,9 @@ def markdown(res: dict) -> str:
         from ..judges.faceres import THRESHOLD
 
         lines += ["", f"Second identity model and third gender judge: `{j['faceres']}` (same person when cosine "
-                  f">= {THRESHOLD}; its gender head as judge 3). faceres is the identity-repulsion signal of "
-                  "the anonymizer's training, so for that model only dlib's numbers above are independent.", "",
+                  f">= {THRESHOLD}; its gender head as judge 3). faceres was a training signal of some models "
+                  "(its gender head: the shipped translator's fine-tune, v6-v8; its descriptor: the anonymizer "
+                  "experiments): for those, judges 1-2 and dlib above are the independent numbers.", "",
                   "| op | flip M→F (judge 3) | flip F→M (judge 3) | faceres sim. mean | re-id rate (faceres) |",
                   "|---|---|---|---|---|"]
         for name, s in ops.items():
