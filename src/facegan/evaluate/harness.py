@@ -47,6 +47,14 @@ def _on_sphere(e: np.ndarray) -> np.ndarray:
     return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12) * np.sqrt(e.shape[1])
 
 
+def _realism(descriptors: list, ref: np.ndarray | None) -> float | None:
+    """KID of face descriptors against the reference faces (already on the sphere); None where either
+    side has fewer than two faces (KID is undefined there)."""
+    if ref is None or len(ref) < 2 or len(descriptors) < 2:
+        return None
+    return kid(_on_sphere(np.stack(descriptors)), ref)
+
+
 def _landmark_shift(rgb_out: np.ndarray, face, d5_before: np.ndarray) -> float:
     """Mean 5-point landmark displacement after the edit, as a fraction of the eye distance."""
     import dlib
@@ -112,10 +120,15 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
     results["data"]["n_with_face"] = len(items)
     # realism: how close the outputs' face descriptors (dlib) lie to real held-out faces of the target
     # gender (KID); "unchanged" = the untouched source faces against the same reference
-    real = {g: _on_sphere(np.stack([it[4] for it in items if (it[0].gender == 0) == (g == "male")]))
-            for g in ("male", "female") if any((it[0].gender == 0) == (g == "male") for it in items)}
-    results["kid_unchanged"] = {f"{s}->{t}": kid(real[s], real[t]) for s, t in (("male", "female"), ("female", "male"))
-                                if len(real.get(s, ())) > 1 and len(real.get(t, ())) > 1}
+    by_gender: dict = {}
+    for it in items:
+        by_gender.setdefault("male" if it[0].gender == 0 else "female", []).append(it[4])
+    real = {g: _on_sphere(np.stack(e)) for g, e in by_gender.items()}
+    results["kid_unchanged"] = {}
+    for d in ("male->female", "female->male"):
+        v = _realism(by_gender.get(d.split("->")[0], []), real.get(d.split("->")[1]))
+        if v is not None:
+            results["kid_unchanged"][d] = v
     results["judge_accuracy_on_originals"] = {f"{j} {g}": float(np.mean(v)) for (j, g), v in acc.items()}
     labels = [_label(o) for o in ops]
     for op_name, label in zip(ops, labels):
@@ -161,9 +174,9 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
                 grid_rows.setdefault(label, {})[k] = out
         results["ops"][label] = summarize(rows)
         for d, e in outs.items():
-            ref = real.get(d.split("->")[1])
-            if ref is not None and len(ref) > 1 and len(e) > 1:  # KID needs two faces a side
-                results["ops"][label][f"kid_{d}"] = kid(_on_sphere(np.stack(e)), ref)
+            v = _realism(e, real.get(d.split("->")[1]))
+            if v is not None:
+                results["ops"][label][f"kid_{d}"] = v
         name, model, options = _split_spec(op_name)
         if model:
             results["ops"][label]["model"] = model
@@ -314,9 +327,9 @@ def markdown(res: dict) -> str:
         from ..judges.faceres import THRESHOLD
 
         lines += ["", f"Second identity model and third gender judge: `{j['faceres']}` (same person when cosine "
-                  f">= {THRESHOLD}; its gender head as judge 3). faceres was a training signal of some models "
-                  "(its gender head: the shipped translator's fine-tune, v6-v8; its descriptor: the anonymizer "
-                  "experiments): for those, judges 1-2 and dlib above are the independent numbers.", "",
+                  f">= {THRESHOLD}; its gender head as judge 3). faceres can be a training signal "
+                  "(its gender head: `lambda_teacher`, as in the shipped translator's fine-tune; its descriptor: "
+                  "`lambda_id`): for such models judges 1-2 and dlib above are the independent numbers.", "",
                   "| op | flip M→F (judge 3) | flip F→M (judge 3) | faceres sim. mean | re-id rate (faceres) |",
                   "|---|---|---|---|---|"]
         for name, s in ops.items():

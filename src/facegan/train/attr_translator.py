@@ -392,9 +392,6 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
         half = cfg.steps // 2
         return cfg.lr if s < half else cfg.lr * max(0.0, (cfg.steps - s) / (cfg.steps - half))
 
-    t0 = time.time()
-    t_last = t0
-    hist = {}
     def targets(y):
         return 1 - y if nd == 2 else (y + torch.randint(1, nd, y.shape)) % nd
 
@@ -416,9 +413,13 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
             t = targets(y)
             with torch.no_grad():
                 fake = Gm(x, t)
-            ld = 0.9 * ld + 0.1 * d_step(x, y, t, fake).item() if i else d_step(x, y, t, fake).item()
+            v = d_step(x, y, t, fake).item()
+            ld = 0.9 * ld + 0.1 * v if i else v
             if (i + 1) % 20 == 0 or i + 1 == cfg.d_warmup:
                 log(f"D warm-up {i + 1}/{cfg.d_warmup} d {ld:.3f}")
+    t0 = time.time()
+    t_last = t0
+    hist = {}
     while step < cfg.steps:
         for o in (optG, optD):
             for g in o.param_groups:
