@@ -1,7 +1,8 @@
 """Copies a trained attr-translator checkpoint into the package as fp16 safetensors + manifest.
 
     python scripts/ship_translator.py runs/gender-translator/last [--name gender-translator] \
-        [--default-strength swap-gender=2.0 --default-strength anonymize=2.5]
+        [--default-strength swap-gender=1.0 --default-strength anonymize=1.25] \
+        [--max-strength swap-gender=1.5 --max-strength anonymize=1.75]
 
 Writes src/facegan/weights/NAME/{model.safetensors, manifest.json}. The model card (MODEL_CARD.md)
 is written by hand from the evaluation report (facegan evaluate) and kept next to them.
@@ -23,6 +24,8 @@ def main() -> None:
     ap.add_argument("--name", default="gender-translator")
     ap.add_argument("--default-strength", action="append", default=[], metavar="OP=S",
                     help="scale of the change OP applies when the user gives none (chosen on held-out photos)")
+    ap.add_argument("--max-strength", action="append", default=[], metavar="OP=S",
+                    help="strongest scale OP may redo a face at when its output fails verification")
     a = ap.parse_args()
     meta = json.loads((a.checkpoint / "meta.json").read_text())
     cfg = meta["config"]
@@ -46,6 +49,8 @@ def main() -> None:
         "step": meta["step"],
         **({"default_strength": {k: float(v) for k, v in (x.split("=", 1) for x in a.default_strength)}}
            if a.default_strength else {}),
+        **({"max_strength": {k: float(v) for k, v in (x.split("=", 1) for x in a.max_strength)}}
+           if a.max_strength else {}),
         "dtype": "float16",
         "sha256": sha256_file(wf),
     }

@@ -198,6 +198,9 @@ def test_shipped_translator_loads_and_matches_manifest():
     assert tr.default_strength("swap-gender") == manifest["default_strength"]["swap-gender"] == 1.0
     assert tr.default_strength("anonymize") == manifest["default_strength"]["anonymize"] == 1.25
     assert tr.default_strength("unknown-op") == 1.0  # an op the manifest does not name: swap-gender's
+    # faces that fail verification are redone up to these (chosen on the same held-out evaluation)
+    assert tr.max_strength("swap-gender") == manifest["max_strength"]["swap-gender"] == 1.5
+    assert tr.max_strength("anonymize") == manifest["max_strength"]["anonymize"] == 1.75
     assert manifest["residual_scale"] == 2.0 and tr.net.residual_scale == 2.0  # the scale it was tuned at
 
 
@@ -215,6 +218,13 @@ def test_strength_default_comes_from_the_model_and_is_bounded(use_tiny, fixtures
     # refused before the job starts (not per photo): no output folder, no report
     assert r.exit_code != 0 and "outside 0.0-4.0" in r.output, r.output
     assert not (tmp_path / "c").exists()
+    r = _run(["swap-gender", str(src), "-o", str(tmp_path / "d"), "-q", "--strength", "1", "--max-strength", "0.5"])
+    assert r.exit_code != 0 and "below strength" in r.output, r.output
+    assert not (tmp_path / "d").exists()
+    r = _run(["anonymize", str(src), "-o", str(tmp_path / "e"), "-q", "--strength", "0.5", "--max-strength", "0.75"])
+    assert r.exit_code == 0, r.output
+    row = json.loads((tmp_path / "e" / "report.json").read_text())["faces"][0]
+    assert row["strengths_tried"][0] == 0.5 and row["strength"] in (0.5, 0.75)  # retried only if the check failed
 
 
 def test_lowpass_translator_round_trips_through_both_loaders(tmp_path):
@@ -259,7 +269,93 @@ def test_an_op_runs_its_own_shipped_model_when_installed(monkeypatch):
     # no anonymizer weights in the package: anonymize falls back to the gender translator
     assert tm.shipped_name("anonymize") == tm.SHIPPED
     assert tm.shipped_default_strength("anonymize") == 1.25  # the translator manifest's anonymize default
+    assert tm.shipped_default_strength("anonymize", "max_strength") == 1.75
     real = weights.available
     monkeypatch.setattr(weights, "available", lambda n: n == tm.SHIPPED_FOR_OP["anonymize"] or real(n))
     assert tm.shipped_name("anonymize") == tm.SHIPPED_FOR_OP["anonymize"]
     assert tm.shipped_name("swap-gender") == tm.SHIPPED
+
+
+class _Tr:
+    def __init__(self, default=1.0, maximum=None):
+        self.d, self.m = default, maximum
+
+    def default_strength(self, op):
+        return self.d
+
+    def max_strength(self, op):
+        return self.d if self.m is None else self.m
+
+
+def test_strength_ladder():
+    from facegan.errors import ConfigError
+    from facegan.ops.swap_gender import strength_ladder
+
+    assert strength_ladder(_Tr(1.0, 1.5), "swap-gender", None, None) == [1.0, 1.25, 1.5]  # the model's own range
+    assert strength_ladder(_Tr(1.0), "swap-gender", None, None) == [1.0]  # no max recorded: no retries
+    assert strength_ladder(_Tr(1.0, 1.5), "swap-gender", 0.7, None) == [0.7]  # an explicit strength is exact
+    assert strength_ladder(_Tr(1.0, 1.5), "swap-gender", 0.7, 1.3) == [0.7, 0.95, 1.2, 1.3]  # the last step ends at max
+    assert strength_ladder(_Tr(1.25), "anonymize", None, 1.0) == [1.0]  # a max below the default caps it
+    with pytest.raises(ConfigError, match="below strength"):
+        strength_ladder(_Tr(), "swap-gender", 2.0, 1.0)
+    with pytest.raises(ConfigError, match="between"):
+        strength_ladder(_Tr(), "swap-gender", 1.0, 9.0)
+
+
+class _Judge:
+    """Reads the untouched photo as male; an output as female only once ``flip_at`` of the change has
+    been applied (measured by how far the face's pixels moved), so escalation can be watched."""
+    name = "fake-judge"
+
+    def __init__(self, original, flips=True):
+        self.original, self.flips = original, flips
+
+    def predict(self, rgb, d5):
+        female = self.flips and rgb is not self.original and not np.array_equal(rgb, self.original)
+        return {"gender": "female" if female else "male", "p_female": 0.9 if female else 0.1, "age": 30.0}
+
+
+@pytest.mark.parametrize("flips", [True, False])
+def test_faces_failing_verification_are_redone_stronger(use_tiny, fixtures_dir, monkeypatch, flips):
+    from facegan.judges import agegender
+    from facegan.ops.swap_gender import transform_genders
+
+    rgb = read_image(fixtures_dir / "happy1.jpg")
+    monkeypatch.setattr(agegender, "get_age_gender", lambda: _Judge(rgb, flips))
+    res = transform_genders(rgb, strength=0.5, max_strength=1.0)
+    row = res.faces[0]
+    assert row["target"] == "female" and row["status"] == "changed"
+    if flips:  # read as the target at once: one try, the light touch kept
+        assert row["strengths_tried"] == [0.5] and row["strength"] == 0.5 and row["reads_as_target"]
+    else:  # never reads as the target: every step is tried, the strongest kept, and the report says it failed
+        assert row["strengths_tried"] == [0.5, 0.75, 1.0] and row["strength"] == 1.0 and not row["reads_as_target"]
+        once = transform_genders(rgb, strength=1.0).image  # the output is the max-strength change, not a sum
+        assert np.array_equal(res.image, once)
+
+
+def test_anonymize_redoes_faces_the_identity_model_still_matches(use_tiny, fixtures_dir, monkeypatch):
+    from facegan.judges import agegender
+    from facegan.ops import swap_gender
+
+    rgb = read_image(fixtures_dir / "happy1.jpg")
+    monkeypatch.setattr(agegender, "get_age_gender", lambda: _Judge(rgb, True))
+    ident = swap_gender._identity()
+    calls = []
+
+    class Strict:  # the real descriptors; "same person" until the third check
+        name = ident.name
+        embed = staticmethod(ident.embed)
+        similarity = staticmethod(ident.similarity)
+
+        @staticmethod
+        def same_person(a, b):
+            calls.append(1)
+            return len(calls) < 3
+
+    monkeypatch.setattr(swap_gender, "_identity", lambda: Strict)
+    row = swap_gender.transform_genders(rgb, op="anonymize", strength=1.0, max_strength=2.0, verify=False).faces[0]
+    assert row["strengths_tried"] == [1.0, 1.25, 1.5] and row["strength"] == 1.5
+    # swap-gender does not ask the identity model: the gender flip alone ends the retries
+    calls.clear()
+    row = swap_gender.transform_genders(rgb, strength=1.0, max_strength=2.0, verify=False).faces[0]
+    assert row["strengths_tried"] == [1.0] and calls == []

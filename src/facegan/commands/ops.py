@@ -41,11 +41,12 @@ def _make(op):
               click.Option(["--format", "fmt"], type=click.Choice(["png", "jpg", "webp"]), default=None,
                            help="output format (default: same as input)")]
     for o in op.options:
+        flag = o.name.replace("_", "-")  # max_strength -> --max-strength (the callback gets the op's name)
         if o.type == "bool":
-            params.append(click.Option([f"--{o.name}/--no-{o.name}"], default=o.default, help=o.help))
+            params.append(click.Option([f"--{flag}/--no-{flag}", o.name], default=o.default, help=o.help))
         else:
             t = click.Choice([str(c) for c in o.choices]) if o.choices else _TYPES[o.type]
-            params.append(click.Option([f"--{o.name}", o.name.replace("-", "_")], type=t, default=o.default,
+            params.append(click.Option([f"--{flag}", o.name], type=t, default=o.default,
                                        show_default=True, help=o.help))
     epilog = "\b\nExamples:\n" + "\n".join(f"  {e}" for e in op.examples) if op.examples else None
     return click.Command(op.name, callback=cb, params=params, help=op.description, epilog=epilog)

@@ -160,6 +160,10 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
                 # the op's own gender judge read the face as the target already and left it alone:
                 # such a face counts as "flipped" if the evaluation judge agrees, so say how many
                 row["left_unchanged"] = all(str(x.get("status", "")).startswith("unchanged") for x in res.faces)
+                changed = [x for x in res.faces if x.get("status") == "changed"]
+                if changed:  # the strength each face ended at, and whether verification made it retry
+                    row["strength"] = float(np.mean([x["strength"] for x in changed]))
+                    row["escalated"] = any(len(x.get("strengths_tried", ())) > 1 for x in changed)
             crop = align_face(out, f, "utkface", 128).crop[None] if rj is not None or fr is not None else None
             if rj is not None:
                 p2 = float(rj.predict_crops(crop, "utkface")["p_female"][0])
@@ -302,6 +306,10 @@ def summarize(rows: list[dict]) -> dict:
         s["time_per_face_s_median"] = float(np.median([r["time_s"] / max(r["n_faces"], 1) for r in ok]))
         if any("left_unchanged" in r for r in ok):
             s["left_unchanged"] = int(sum(bool(r.get("left_unchanged")) for r in ok))
+        st = [r for r in ok if "strength" in r]
+        if st:
+            s["strength_mean"] = float(np.mean([r["strength"] for r in st]))
+            s["escalated_share"] = float(np.mean([r["escalated"] for r in st]))
     return s
 
 
@@ -352,6 +360,13 @@ def markdown(res: dict) -> str:
     if left:
         lines += ["", "Left unchanged because the op's judge already read the face as the target (these count "
                   "as flipped when the evaluation judge agrees): " + ", ".join(f"{n} {k}" for n, k in left.items()) + "."]
+    esc = {n: s for n, s in ops.items() if s.get("escalated_share")}
+    if esc:
+        lines += ["", "Redone stronger because the output failed the op's own check (its gender judge, and for "
+                  "anonymize the identity model; so for these ops judge 1 and dlib are not independent — judge 2 "
+                  "and faceres are): " + ", ".join(
+                      f"{n} {100 * s['escalated_share']:.1f}% of changed faces (mean strength {s['strength_mean']:.2f})"
+                      for n, s in esc.items()) + "."]
     ja = res.get("judge_accuracy_on_originals") or {}
     if ja:
         lines += ["", "Judges on the untouched originals (the ceiling of a flip rate): " + ", ".join(

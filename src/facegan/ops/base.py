@@ -64,6 +64,7 @@ class Operation:
     options: tuple[OpOption, ...] = ()
     examples: tuple[str, ...] = ()
     available: Callable[[], bool] = lambda: True  # e.g. False when its model is not installed
+    check: Callable[[dict], None] | None = None  # raises ConfigError for option combinations no single option shows
 
     def parse_options(self, raw: dict | None) -> dict:
         raw = dict(raw or {})
@@ -72,7 +73,10 @@ class Operation:
         if unknown:
             raise ConfigError(f"{self.name}: unknown option(s) {', '.join(sorted(unknown))}; "
                               f"known: {', '.join(sorted(known)) or 'none'}")
-        return {o.name: o.parse(raw.get(o.name)) for o in self.options}
+        parsed = {o.name: o.parse(raw.get(o.name)) for o in self.options}
+        if self.check is not None:
+            self.check(parsed)
+        return parsed
 
     def __call__(self, rgb: np.ndarray, **options) -> OpResult:
         return self.run(rgb, **self.parse_options(options))

@@ -18,6 +18,7 @@ from .translator_model import get_translator, translator_available
 
 
 STRENGTH_BOUNDS = (0.0, 4.0)  # how far the model's change may be scaled (front ends refuse others upfront)
+STRENGTH_STEP = 0.25  # the escalation step for faces that fail verification (see transform_genders)
 
 
 def dlib5_of(rgb: np.ndarray, face) -> np.ndarray:
@@ -50,10 +51,47 @@ def _resnet_judge():
         return None
 
 
+def strength_ladder(tr, op: str, strength: float | None, max_strength: float | None,
+                    step: float = STRENGTH_STEP) -> list[float]:
+    """The strengths a face may be given, weakest first: the first is applied to every face, the
+    next ones only to faces the verification still finds unchanged (see ``transform_genders``).
+
+    Neither given: the model's defaults for ``op`` (manifest ``default_strength`` up to
+    ``max_strength``). Only ``strength``: exactly that (no escalation). ``max_strength``: escalate up
+    to it from ``strength`` (or from the model's default, capped at ``max_strength``)."""
+    from ..errors import ConfigError
+
+    if strength is None:
+        strength = tr.default_strength(op)
+        if max_strength is None:
+            max_strength = tr.max_strength(op)
+        strength = min(strength, max_strength)
+    elif max_strength is None:
+        max_strength = strength
+    for name, v in (("strength", strength), ("max_strength", max_strength)):
+        if not STRENGTH_BOUNDS[0] <= float(v) <= STRENGTH_BOUNDS[1]:  # the Python API's check
+            raise ConfigError(f"{name} must be between {STRENGTH_BOUNDS[0]:g} and {STRENGTH_BOUNDS[1]:g}, not {v}")
+    if max_strength < strength:
+        raise ConfigError(f"max_strength ({max_strength:g}) is below strength ({strength:g})")
+    ladder = [float(strength)]
+    while ladder[-1] + step < max_strength - 1e-6:
+        ladder.append(round(ladder[-1] + step, 4))
+    if max_strength > ladder[-1] + 1e-6:
+        ladder.append(float(max_strength))
+    return ladder
+
+
 def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | None = None, detector: str = "centerface",
                       model: str | None = None, verify: bool = True, min_face: int = 24,
-                      op: str = "swap-gender") -> OpResult:
-    """``strength`` None: the model's default for ``op`` (the shipped manifest's ``default_strength``)."""
+                      op: str = "swap-gender", max_strength: float | None = None) -> OpResult:
+    """``strength`` None: the model's default for ``op`` (the shipped manifest's ``default_strength``).
+
+    Verify and escalate: each changed face is checked on the output photo — it must read as the
+    target to the gender judge, and for ``anonymize`` the identity model must no longer match it to
+    the original — and a face that fails is translated again at the next strength of
+    :func:`strength_ladder` (steps of 0.25 up to ``max_strength``), so faces that flip easily keep a
+    light touch and only stubborn ones get the stronger change. The report names the strength each
+    face got and the ones tried."""
     from ..faces import align_face, paste_back
     from ..faces.detect import detect_faces
     from ..judges.agegender import get_age_gender
@@ -63,15 +101,8 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
     if not faces:
         raise NoFaceError("no face found in the image")
     tr = get_translator(model, op=op)
-    if strength is None:
-        strength = tr.default_strength(op)
-    if not STRENGTH_BOUNDS[0] <= float(strength) <= STRENGTH_BOUNDS[1]:  # the Python API's check
-        from ..errors import ConfigError
-
-        raise ConfigError(f"strength must be between {STRENGTH_BOUNDS[0]:g} and {STRENGTH_BOUNDS[1]:g}, not {strength}")
+    ladder = strength_ladder(tr, op, strength, max_strength)
     judge = get_age_gender()
-    out = rgb.copy()
-    rows = []
     plans = []
     for i, f in enumerate(faces):
         t0 = time.perf_counter()
@@ -83,21 +114,40 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         row = {"face": i, "box": [round(float(v), 1) for v in f.box], "score": round(float(f.score), 3),
                "gender_before": src, "p_female_before": round(before["p_female"], 4),
                "age_before": round(before["age"], 1), "gender_judge": judge.name, "target": target,
-               "model": tr.name, "strength": float(strength)}
+               "model": tr.name, "strength": ladder[0]}
+        if src == target:
+            row["status"] = f"unchanged (already reads as {target})"
         plans.append((f, d5, al, target, row, t0))
-    # translate every face that needs it in one batch
-    todo = [p for p in plans if p[4]["gender_before"] != p[3]]
-    if todo:
-        new = tr.translate(np.stack([p[2].crop for p in todo]), [p[3] for p in todo], strength)
-        for p, crop in zip(todo, new):
-            out = paste_back(out, p[2], crop, mask="ellipse", mode="residual")
-            p[4]["status"] = "changed"
-    for p in plans:
-        if p[4]["gender_before"] == p[3]:
-            p[4]["status"] = f"unchanged (already reads as {p[3]})"
-    if verify:
-        from ..faces import align_face
+    todo = [p for p in plans if "status" not in p[4]]
+    new: dict = {}  # id(plan) -> translated crop at the plan's current strength
 
+    def translate(group, s):
+        for p, crop in zip(group, tr.translate(np.stack([p[2].crop for p in group]), [p[3] for p in group], s)):
+            new[id(p)] = crop
+            p[4]["strength"] = s
+            p[4].setdefault("strengths_tried", []).append(s)
+            p[4]["status"] = "changed"
+
+    def compose():
+        o = rgb.copy()
+        for p in todo:
+            o = paste_back(o, p[2], new[id(p)], mask="ellipse", mode="residual")
+        return o
+
+    out = rgb.copy()
+    if todo:
+        translate(todo, ladder[0])  # every face that needs it, in one batch
+        out = compose()
+        ident = _identity() if op == "anonymize" and len(ladder) > 1 else None
+        e0 = {id(p): ident.embed(rgb, p[0]) for p in todo} if ident is not None else {}
+        for s in ladder[1:]:
+            failing = [p for p in todo if judge.predict(out, p[1])["gender"] != p[3]
+                       or (ident is not None and ident.same_person(e0[id(p)], ident.embed(out, p[0])))]
+            if not failing:
+                break
+            translate(failing, s)
+            out = compose()
+    if verify:
         ident = _identity()
         rj = _resnet_judge()
         for f, d5, al, target, row, t0 in plans:
@@ -127,12 +177,12 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                           "model": tr.name, "model_source": tr.source})
 
 
-def _swap(rgb, to="opposite", strength=None):
-    return transform_genders(rgb, to=to, strength=strength)
+def _swap(rgb, to="opposite", strength=None, max_strength=None):
+    return transform_genders(rgb, to=to, strength=strength, max_strength=max_strength)
 
 
-def _anonymize(rgb, strength=None):
-    return transform_genders(rgb, to="opposite", strength=strength, op="anonymize")
+def _anonymize(rgb, strength=None, max_strength=None):
+    return transform_genders(rgb, to="opposite", strength=strength, op="anonymize", max_strength=max_strength)
 
 
 def _strength_help(op: str) -> str:
@@ -143,23 +193,48 @@ def _strength_help(op: str) -> str:
             "chosen on held-out photos" + (f" (shipped model: {d:g})" if d is not None else ""))
 
 
+def _max_strength_help(op: str) -> str:
+    from .translator_model import shipped_default_strength
+
+    d = shipped_default_strength(op, "max_strength")
+    check = "reads as the target gender" + (" and the identity model no longer matches it" if op == "anonymize" else "")
+    return (f"faces whose output fails the check (it {check}) are redone at a strength up to this one, in steps of "
+            f"{STRENGTH_STEP:g}; default: the model's own when no --strength is given "
+            + (f"(shipped model: {d:g})" if d is not None else "") + ", else --strength (no retries)")
+
+
+def _check(opts: dict) -> None:
+    s, m = opts.get("strength"), opts.get("max_strength")
+    if s is not None and m is not None and m < s:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"max_strength ({m:g}) is below strength ({s:g})")
+
+
+def _options(op: str) -> tuple:
+    return (OpOption("strength", "float", None, None, _strength_help(op), bounds=STRENGTH_BOUNDS),
+            OpOption("max_strength", "float", None, None, _max_strength_help(op), bounds=STRENGTH_BOUNDS))
+
+
 register_op(Operation(
     name="swap-gender", title="Gender swap",
     description="Make each face read as another gender; pose, expression, hair and background are kept.",
     run=_swap,
     options=(OpOption("to", "str", "opposite", ("opposite", "male", "female"),
                       "target gender; 'opposite' flips each face as judged by the gender classifier"),
-             OpOption("strength", "float", None, None, _strength_help("swap-gender"), bounds=STRENGTH_BOUNDS)),
-    examples=("facegan swap-gender photo.jpg -o out/", "facegan swap-gender photos/ -o out/ --to female"),
-    available=translator_available,
+             *_options("swap-gender")),
+    examples=("facegan swap-gender photo.jpg -o out/", "facegan swap-gender photos/ -o out/ --to female",
+              "facegan swap-gender photo.jpg -o out/ --strength 1 --max-strength 1  # no retries"),
+    available=translator_available, check=_check,
 ))
 
 register_op(Operation(
     name="anonymize", title="Anonymize (gender swap)",
     description="Change identity-bearing features of every face by swapping its gender (direction chosen "
-                "by the classifier), keeping pose, expression, hair and background; reports identity similarity.",
+                "by the classifier), keeping pose, expression, hair and background; faces the identity "
+                "model still matches are redone stronger; reports identity similarity.",
     run=_anonymize,
-    options=(OpOption("strength", "float", None, None, _strength_help("anonymize"), bounds=STRENGTH_BOUNDS),),
+    options=_options("anonymize"),
     examples=("facegan anonymize photos/ -o anon/",),
-    available=translator_available,
+    available=translator_available, check=_check,
 ))

@@ -54,10 +54,16 @@ def _onnx_delta_session(net, size: int, threads: int | None = None):
 
 class _Defaults:
     default_strengths: dict
+    max_strengths: dict = {}
 
     def default_strength(self, op: str = "swap-gender") -> float:
         """The scale of the change ``op`` applies when the user gives none (1.0 unless the model says)."""
         return self.default_strengths.get(op, self.default_strengths.get("swap-gender", 1.0))
+
+    def max_strength(self, op: str = "swap-gender") -> float:
+        """The strongest change ``op`` may escalate a face to when it fails verification and the user
+        gave no strength (manifest ``max_strength``; without one: the default strength, no retries)."""
+        return self.max_strengths.get(op, self.default_strength(op))
 
 
 class AttrTranslator(_Defaults):
@@ -78,6 +84,7 @@ class AttrTranslator(_Defaults):
         # the scale of the trained change each op applies when the user gives none, chosen on held-out
         # photos and recorded in the shipped manifest ({"swap-gender": 1.0, "anonymize": 1.25}; 1.0 = as trained)
         self.default_strengths = {k: float(v) for k, v in (spec.get("default_strength") or {}).items()}
+        self.max_strengths = {k: float(v) for k, v in (spec.get("max_strength") or {}).items()}
         self.net = ResidualTranslator(len(self.domains), int(spec.get("ngf", 32)), int(spec.get("n_blocks", 6)),
                                      lowpass=int(spec.get("lowpass", 1)),
                                      residual_scale=float(spec.get("residual_scale", 1.0)))
@@ -224,15 +231,18 @@ def shipped_name(op: str = "swap-gender") -> str:
     return own if own and available(own) else SHIPPED
 
 
-def shipped_default_strength(op: str = "swap-gender") -> float | None:
-    """The default strength recorded in the shipped manifest ``op`` runs (None when not installed)."""
+def shipped_default_strength(op: str = "swap-gender", key: str = "default_strength") -> float | None:
+    """The default strength (``key="max_strength"``: the escalation limit) recorded in the shipped
+    manifest ``op`` runs (None when not installed)."""
     from ..weights import model_dir
 
     mf = model_dir(shipped_name(op)) / "manifest.json"
     if not mf.exists():
         return None
-    d = json.loads(mf.read_text()).get("default_strength", {})
-    return float(d.get(op, d.get("swap-gender", 1.0)))
+    m = json.loads(mf.read_text())
+    d = m.get("default_strength", {})
+    s = float(d.get(op, d.get("swap-gender", 1.0)))
+    return float(m.get("max_strength", {}).get(op, s)) if key == "max_strength" else s
 
 
 def get_translator(path: str | None = None, backend: str | None = None,
