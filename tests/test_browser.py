@@ -158,6 +158,17 @@ def test_page_upload_run_download_and_refusal(server, browser, fixtures_dir, tmp
     table = page.inner_text("#fg-faces")
     if op.name == "swap-gender":
         assert "gender before" in table and "gender after" in table
+        # options left empty take the model's defaults (regression: a number field sent 0 = no change)
+        from facegan.ops.translator_model import get_translator
+
+        tr = get_translator()
+        cells = [c.strip() for c in table.splitlines() if c.strip()]  # "name", "value", "name", ...
+
+        def cell(name):
+            return cells[cells.index(name) + 1]
+
+        assert float(cell("strength")) >= tr.default_strength("swap-gender") > 0, cells
+        assert float(cell("identity similarity")) < 1.0, cells
     else:
         assert "blurred" in table and "sigma px" in table
     _shot(page, "2-result")

@@ -51,6 +51,11 @@ def _pair(before: str | None, after: str | None, after_caption: str = "After") -
             + fig(after, html.escape(after_caption), "fg-after") + "</div>")
 
 
+def _given(v):
+    """A form value as an op option: an empty text field means "not given" (the op's default)."""
+    return None if isinstance(v, str) and not v.strip() else v
+
+
 def _cell(v) -> str:
     if isinstance(v, bool):
         return "yes" if v else "no"
@@ -117,6 +122,11 @@ def build_page(ctx: ServerContext):
                                              label=label, info=opt.help, elem_id=eid)
                             elif opt.type == "bool":
                                 w = gr.Checkbox(value=bool(opt.default), label=label, info=opt.help, elem_id=eid)
+                            elif opt.type in ("int", "float") and opt.default is None:
+                                # "the model's own": a Number would show and send 0, so an empty text
+                                # field stands for "not given" (parsed like the CLI's flag)
+                                w = gr.Textbox(value="", label=label, info=opt.help, elem_id=eid,
+                                               placeholder="empty = default")
                             elif opt.type in ("int", "float"):
                                 w = gr.Number(value=opt.default, label=label, info=opt.help, elem_id=eid,
                                               precision=0 if opt.type == "int" else None)
@@ -187,7 +197,7 @@ def build_page(ctx: ServerContext):
                 return {status: _status("err", "Upload a photo first.")}
             try:
                 op = ctx.get_operation(name)
-                raw = {opt.name: values[w] for (n, opt, w) in widgets if n == name}
+                raw = {opt.name: _given(values[w]) for (n, opt, w) in widgets if n == name}
                 options = op.parse_options(raw)
                 fmt = values[out_fmt] or "png"
                 progress(0.02, desc="waiting for a free worker")
