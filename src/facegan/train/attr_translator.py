@@ -47,6 +47,9 @@ class AttrTranslatorConfig:
     lambda_cyc: float = 10.0
     lambda_cls: float = 3.0
     lambda_delta: float = 0.0
+    lambda_idt: float = 0.0  # same-domain identity (CycleGAN's identity loss): G(x, x's own domain) = x, L1.
+    #                          A face that already shows the target (e.g. one the judge misread) is then left
+    #                          nearly alone instead of pushed somewhere untrained, and colours are anchored
     cls_size: int = 64
     cls_steps: int = 600
     ema_decay: float = 0.999
@@ -443,6 +446,7 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
         logits = C(_cls_input(fc, cfg))
         loss_cls = F.relu(F.cross_entropy(logits, t, reduction="none") - cfg.cls_margin).mean()
         loss_delta = (fake - x).abs().mean()
+        loss_idt = F.l1_loss(Gm(x, y), x) if cfg.lambda_idt > 0 else torch.zeros(())
         loss_id = torch.zeros(())
         loss_teacher = torch.zeros(())
         if id_net is not None:
@@ -454,7 +458,8 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
             if cfg.lambda_teacher > 0:
                 loss_teacher = teacher_loss(p_male, t, cfg.teacher_margin)
         loss_g = (cfg.lambda_adv * loss_adv + cfg.lambda_cyc * loss_cyc + lambda_cls_at(step) * loss_cls
-                  + cfg.lambda_delta * loss_delta + cfg.lambda_id * loss_id + cfg.lambda_teacher * loss_teacher)
+                  + cfg.lambda_delta * loss_delta + cfg.lambda_id * loss_id + cfg.lambda_teacher * loss_teacher
+                  + cfg.lambda_idt * loss_idt)
         optG.zero_grad(set_to_none=True)
         loss_g.backward()
         optG.step()
@@ -474,7 +479,8 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
         step += 1
         vals = dict(d=loss_d.item(), adv=loss_adv.item(), cyc=loss_cyc.item(), cls=loss_cls.item(),
                     delta=loss_delta.item(), **({"id": loss_id.item()} if cfg.lambda_id > 0 else {}),
-                    **({"teacher": loss_teacher.item()} if cfg.lambda_teacher > 0 else {}))
+                    **({"teacher": loss_teacher.item()} if cfg.lambda_teacher > 0 else {}),
+                    **({"idt": loss_idt.item()} if cfg.lambda_idt > 0 else {}))
         for k, v in vals.items():
             hist[k] = 0.98 * hist.get(k, v) + 0.02 * v
         if writer is not None and step % 10 == 0:
