@@ -360,6 +360,10 @@ def test_swap_gender_when_available(client, photo):
     assert read_metadata(png)["synthetic"] is j["synthetic"]
     if row["status"] == "changed":
         assert j["synthetic"] is True
+        assert row["strength"] == row["strengths_tried"][-1] and row["strength"] <= 1.5  # the shipped range
+    # a combination the op refuses is a 400 before any work, like a single bad value
+    r = post(client, "swap-gender", photo, strength="1", max_strength="0.5")
+    assert r.status_code == 400 and "below strength" in r.text, r.text
 
 
 # --- privacy --------------------------------------------------------------------------------------
