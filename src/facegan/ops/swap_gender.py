@@ -135,14 +135,20 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         return o
 
     out = rgb.copy()
+    e0: dict = {}  # id(face) -> identity descriptor of the original, computed once
+
+    def original(ident, f):
+        if id(f) not in e0:
+            e0[id(f)] = ident.embed(rgb, f)
+        return e0[id(f)]
+
     if todo:
         translate(todo, ladder[0])  # every face that needs it, in one batch
         out = compose()
         ident = _identity() if op == "anonymize" and len(ladder) > 1 else None
-        e0 = {id(p): ident.embed(rgb, p[0]) for p in todo} if ident is not None else {}
         for s in ladder[1:]:
             failing = [p for p in todo if judge.predict(out, p[1])["gender"] != p[3]
-                       or (ident is not None and ident.same_person(e0[id(p)], ident.embed(out, p[0])))]
+                       or (ident is not None and ident.same_person(original(ident, p[0]), ident.embed(out, p[0])))]
             if not failing:
                 break
             translate(failing, s)
@@ -164,11 +170,10 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                 row["resnet_p_female_after"] = round(float(pf[1]), 4)
                 row["resnet_reads_as_target"] = bool((pf[1] >= 0.5) == (target == "female"))
             if ident is not None:
-                e0 = ident.embed(rgb, f)
-                e1 = ident.embed(out, f)
-                row["identity_similarity"] = round(float(ident.similarity(e0, e1)), 4)
-                row["identity_distance"] = round(float(np.linalg.norm(e0 - e1)), 4)
-                row["same_person"] = bool(ident.same_person(e0, e1))
+                a, b = original(ident, f), ident.embed(out, f)
+                row["identity_similarity"] = round(float(ident.similarity(a, b)), 4)
+                row["identity_distance"] = round(float(np.linalg.norm(a - b)), 4)
+                row["same_person"] = bool(ident.same_person(a, b))
                 row["identity_judge"] = ident.name
             row["time_s"] = round(time.perf_counter() - t0, 3)
     rows = [p[4] for p in plans]
