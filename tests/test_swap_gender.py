@@ -90,6 +90,8 @@ def test_swap_gender_photo_report_and_metadata(use_tiny, fixtures_dir, tmp_path)
     assert summary["still_same_person"] == int(rep0["same_person"])
     assert summary["reads_as_target"] == int(rep0["reads_as_target"])
     assert summary["reads_as_target_second_judge"] == int(rep0["resnet_reads_as_target"])
+    assert rep0["judges_disagree_before"] == ((rep0["resnet_p_female_before"] >= 0.5) != (rep0["gender_before"] == "female"))
+    assert summary["judges_disagree_before"] == int(rep0["judges_disagree_before"])
     assert out.exists() and _sha(src) == before  # input untouched
     assert is_synthetic(out)
     a, b = read_image(src), read_image(out)

@@ -20,6 +20,7 @@ from .ops.base import Operation
 REPORT_FIELDS = ["file", "output", "status", "error", "face", "box", "score", "gender_before", "p_female_before",
                  "age_before", "target", "gender_after", "p_female_after", "reads_as_target", "gender_judge",
                  "resnet_judge", "resnet_p_female_before", "resnet_p_female_after", "resnet_reads_as_target",
+                 "judges_disagree_before",
                  "identity_similarity", "identity_distance", "same_person", "identity_judge", "model", "strength",
                  "strengths_tried", "time_s"]
 

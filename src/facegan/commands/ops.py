@@ -67,6 +67,7 @@ def _proof_counts(report) -> dict:
     second = [r for r in rows if "resnet_reads_as_target" in r]
     if second:  # the second judge never steers the retries: the independent count
         out["reads_as_target_second_judge"] = sum(bool(r["resnet_reads_as_target"]) for r in second)
+        out["judges_disagree_before"] = sum(bool(r.get("judges_disagree_before")) for r in second)
     ident = [r for r in rows if isinstance(r.get("same_person"), bool)]
     if ident:
         out["still_same_person"] = sum(r["same_person"] for r in ident)

@@ -169,6 +169,9 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                 row["resnet_p_female_before"] = round(float(pf[0]), 4)
                 row["resnet_p_female_after"] = round(float(pf[1]), 4)
                 row["resnet_reads_as_target"] = bool((pf[1] >= 0.5) == (target == "female"))
+                # informational only (the second judge steers nothing): when the judges disagree on the
+                # original, the face may have been pushed the wrong way (or left alone wrongly): check it
+                row["judges_disagree_before"] = bool((pf[0] >= 0.5) != (row["gender_before"] == "female"))
             if ident is not None:
                 a, b = original(ident, f), ident.embed(out, f)
                 row["identity_similarity"] = round(float(ident.similarity(a, b)), 4)
