@@ -71,8 +71,7 @@ def strength_ladder(tr, op: str, strength: float | None, max_strength: float | N
     for name, v in (("strength", strength), ("max_strength", max_strength)):
         if not STRENGTH_BOUNDS[0] <= float(v) <= STRENGTH_BOUNDS[1]:  # the Python API's check
             raise ConfigError(f"{name} must be between {STRENGTH_BOUNDS[0]:g} and {STRENGTH_BOUNDS[1]:g}, not {v}")
-    if max_strength < strength:
-        raise ConfigError(f"max_strength ({max_strength:g}) is below strength ({strength:g})")
+    _check({"strength": strength, "max_strength": max_strength})
     ladder = [float(strength)]
     while ladder[-1] + step < max_strength - 1e-6:
         ladder.append(round(ladder[-1] + step, 4))
@@ -207,8 +206,8 @@ def _max_strength_help(op: str) -> str:
     d = shipped_default_strength(op, "max_strength")
     check = "reads as the target gender" + (" and the identity model no longer matches it" if op == "anonymize" else "")
     return (f"faces whose output fails the check (it {check}) are redone at a strength up to this one, in steps of "
-            f"{STRENGTH_STEP:g}; default: the model's own when no --strength is given "
-            + (f"(shipped model: {d:g})" if d is not None else "") + ", else --strength (no retries)")
+            f"{STRENGTH_STEP:g}; default: the model's own when no --strength is given"
+            + (f" (shipped model: {d:g})" if d is not None else "") + ", else --strength (no retries)")
 
 
 def _check(opts: dict) -> None:
@@ -232,7 +231,7 @@ register_op(Operation(
                       "target gender; 'opposite' flips each face as judged by the gender classifier"),
              *_options("swap-gender")),
     examples=("facegan swap-gender photo.jpg -o out/", "facegan swap-gender photos/ -o out/ --to female",
-              "facegan swap-gender photo.jpg -o out/ --strength 1 --max-strength 1  # no retries"),
+              "facegan swap-gender photo.jpg -o out/ --max-strength 1.25  # retry failing faces up to 1.25 only"),
     available=translator_available, check=_check,
 ))
 

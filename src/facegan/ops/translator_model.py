@@ -53,8 +53,12 @@ def _onnx_delta_session(net, size: int, threads: int | None = None):
 
 
 class _Defaults:
-    default_strengths: dict
-    max_strengths: dict = {}
+    """The strengths a model's manifest (or checkpoint spec) records per op; one rule for every reader."""
+
+    def __init__(self, spec: dict | None = None):
+        spec = spec or {}
+        self.default_strengths = {k: float(v) for k, v in (spec.get("default_strength") or {}).items()}
+        self.max_strengths = {k: float(v) for k, v in (spec.get("max_strength") or {}).items()}
 
     def default_strength(self, op: str = "swap-gender") -> float:
         """The scale of the change ``op`` applies when the user gives none (1.0 unless the model says)."""
@@ -83,8 +87,7 @@ class AttrTranslator(_Defaults):
         self.source = source
         # the scale of the trained change each op applies when the user gives none, chosen on held-out
         # photos and recorded in the shipped manifest ({"swap-gender": 1.0, "anonymize": 1.25}; 1.0 = as trained)
-        self.default_strengths = {k: float(v) for k, v in (spec.get("default_strength") or {}).items()}
-        self.max_strengths = {k: float(v) for k, v in (spec.get("max_strength") or {}).items()}
+        _Defaults.__init__(self, spec)
         self.net = ResidualTranslator(len(self.domains), int(spec.get("ngf", 32)), int(spec.get("n_blocks", 6)),
                                      lowpass=int(spec.get("lowpass", 1)),
                                      residual_scale=float(spec.get("residual_scale", 1.0)))
@@ -161,7 +164,7 @@ class PairedTranslator(_Defaults):
         self.name = f"paired:{folder}"
         self.source = str(folder)
         self.lowpass = int(lowpass)
-        self.default_strengths: dict[str, float] = {}
+        _Defaults.__init__(self)
         self.gens = {}
         use_onnx = (backend or DEFAULT_BACKEND) in ("onnx", "auto")
         for tag in self.PREFIXES:
@@ -239,10 +242,8 @@ def shipped_default_strength(op: str = "swap-gender", key: str = "default_streng
     mf = model_dir(shipped_name(op)) / "manifest.json"
     if not mf.exists():
         return None
-    m = json.loads(mf.read_text())
-    d = m.get("default_strength", {})
-    s = float(d.get(op, d.get("swap-gender", 1.0)))
-    return float(m.get("max_strength", {}).get(op, s)) if key == "max_strength" else s
+    d = _Defaults(json.loads(mf.read_text()))
+    return d.max_strength(op) if key == "max_strength" else d.default_strength(op)
 
 
 def get_translator(path: str | None = None, backend: str | None = None,
