@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from facegan.errors import ConfigError, ModelError
-from facegan.judges.gender_resnet import WEIGHTS, GenderResNetJudge, get_gender_resnet, resize_crops
+from facegan.judges.gender_resnet import NAME, WEIGHTS, GenderResNetJudge, get_gender_resnet, resize_crops
 from facegan.nets.resnet import resnet18
 
 FIX = Path(__file__).parent / "fixtures" / "utk_test"
@@ -83,7 +83,7 @@ def test_judge_on_heldout_crops():
     the whole held-out split (metrics.json, the lower of the per-gender numbers) makes near-certain
     (1% binomial tail). A judge at chance passes with probability ~3%."""
     judge = get_gender_resnet()
-    assert judge.name == "facegan-gender-resnet18-v1"
+    assert judge.name == NAME == json.loads((WEIGHTS / "manifest.json").read_text())["name"]
     sets = json.loads((WEIGHTS / "metrics.json").read_text())["sets"]
     correct, n, expect, probs = 0, 0, 1.0, []
     for folder, key in ((FIX, "utk200_test_128px"), (FIX64, "utk64_test_64px")):
@@ -237,13 +237,13 @@ def test_config_rejects_unknown_keys():
 
 
 def test_shipped_config_matches_trainer():
-    import yaml
-
+    """The shipped weights were trained by configs/gender-resnet18-v2.yaml (with its base) as it stands."""
+    from facegan.train.config import load_raw
     from facegan.train.gender_classifier import make_config
 
-    raw = yaml.safe_load((Path(__file__).parents[1] / "configs" / "gender-resnet18.yaml").read_text())
-    cfg = make_config(raw)
+    cfg = make_config(load_raw(Path(__file__).parents[1] / "configs" / "gender-resnet18-v2.yaml"))
     metrics = json.loads((WEIGHTS / "metrics.json").read_text())
+    assert cfg.export_dir == "src/facegan/weights/gender-resnet18" and cfg.model_name == NAME
     assert metrics["config"] == {k: getattr(cfg, k) for k in metrics["config"]}
 
 

@@ -1,4 +1,4 @@
-"""facegan's own gender judge: a ResNet-18 trained by facegan on UTKFace (``facegan-gender-resnet18-v1``).
+"""facegan's own gender judge: a ResNet-18 trained by facegan on UTKFace (``facegan-gender-resnet18-v2``).
 
 It is an *independent judge* of the gender translators: no translator is ever trained against it
 (their training signal is a separate small CNN). It reads 64x64 crops aligned with the ``utkface``
@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import ConfigError, ModelError
 
-NAME = "facegan-gender-resnet18-v1"
+NAME = "facegan-gender-resnet18-v2"
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "gender-resnet18"
 INPUT_SIZE = 64
 TEMPLATE = "utkface"
@@ -85,6 +85,7 @@ class GenderResNetJudge:
         from ..nets.resnet import resnet18
 
         sd, self.manifest = load_weights(folder)
+        self.name = str(self.manifest.get("name", NAME))  # the weights' own name: reports say which version judged
         arch = self.manifest.get("arch", {})
         self.template = self.manifest.get("template", TEMPLATE)
         self.size = int(self.manifest.get("input_size", INPUT_SIZE))

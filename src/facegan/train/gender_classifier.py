@@ -1,4 +1,4 @@
-"""Trains facegan's ResNet-18 gender judge (``facegan-gender-resnet18-v1``) on aligned UTKFace crops.
+"""Trains facegan's ResNet-18 gender judge (``facegan-gender-resnet18-v2``) on aligned UTKFace crops.
 
 Data (both built by ``facegan data utkface-cache``, aligned with the ``utkface`` template):
 
@@ -45,6 +45,7 @@ class GenderClassifierConfig:
     data128: str | None = "cache/utk200_utkface128.npz"
     out_dir: str = "runs/gender-resnet18"
     export_dir: str | None = "src/facegan/weights/gender-resnet18"
+    model_name: str = ""  # written into the exported manifest (the judge's name in reports); "" = the current NAME
     template: str = "utkface"
     min_age: int = 13
     max_age: int = 200
@@ -296,10 +297,11 @@ def export(model, cfg: GenderClassifierConfig, folder: str | Path, step: int) ->
     from ..weights import sha256_file
     from .checkpoint import export_half
 
+    name = cfg.model_name or NAME
     folder = Path(folder)
-    wf = export_half(model, folder / "model.safetensors", {"name": NAME, "step": step, "template": cfg.template})
+    wf = export_half(model, folder / "model.safetensors", {"name": name, "step": step, "template": cfg.template})
     os.chmod(wf, 0o644)  # safetensors writes 0600; the file ships in the package
-    manifest = {"name": NAME, "file": "model.safetensors", "sha256": sha256_file(wf), "dtype": "float16",
+    manifest = {"name": name, "file": "model.safetensors", "sha256": sha256_file(wf), "dtype": "float16",
                 "arch": {"class": "resnet18", "stem": cfg.stem, "n_classes": 2},
                 "labels": ["male", "female"], "input_size": cfg.size, "template": cfg.template,
                 "range": "-1,1", "step": step,
