@@ -112,6 +112,20 @@ def test_op_spec_options():
         _resolve("swap-gender:strength=lots")
 
 
+def test_harness_runs_ops_with_their_cli_defaults_and_a_fixed_seed(monkeypatch):
+    from facegan.evaluate import harness
+    from facegan.ops import swap_gender
+
+    seen = []
+    monkeypatch.setattr(swap_gender, "transform_genders", lambda rgb, **kw: seen.append(kw))
+    _resolve("anonymize")[1](None)
+    _resolve("anonymize:reshape=0,seed=3")[1](None)
+    _resolve("swap-gender")[1](None)
+    assert seen[0]["reshape"] == swap_gender.ANONYMIZE_RESHAPE > 0 and seen[0]["seed"] == harness.EVAL_SEED
+    assert seen[1]["reshape"] == 0 and seen[1]["seed"] == 3
+    assert "reshape" not in seen[2] and "seed" not in seen[2] and seen[2]["op"] == "swap-gender"
+
+
 def test_evaluate_with_op_options(labelled, tiny_model, tmp_path):
     out = tmp_path / "rep"
     spec = f"swap-gender@{tiny_model}:strength=0"

