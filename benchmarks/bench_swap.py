@@ -10,7 +10,7 @@ Photos: ``examples/portrait.jpg`` (640x1024) and three portraits of ``../shared/
 eager, and the op's default ONNX Runtime backend on the same weights), paste back (residual, ellipse mask), verify (identity
 embeddings before/after + both gender judges), encode (JPEG q95 with metadata). ``end_to_end`` is
 ``transform_genders`` as the CLI runs it (verify on), without decode/encode; ``end_to_end_noverify``
-with verify off; ``anonymize_end_to_end`` the anonymize op at its defaults (verify-and-retry: each
+with verify off; ``anonymize_end_to_end`` the anonymize op at its defaults (reshape 0.08; verify-and-retry: each
 retry re-judges and re-embeds the face), ``anonymize_worst_case`` with every retry forced.
 """
 from __future__ import annotations

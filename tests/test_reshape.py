@@ -79,6 +79,10 @@ def test_anonymize_reshape_is_seeded_local_and_reported(tiny_model, monkeypatch,
     b = transform_genders(rgb, reshape=0.1, seed=5, **kw)
     c = transform_genders(rgb, reshape=0.1, seed=6, **kw)
     assert a.faces[0]["reshape"] == 0.1 and "reshape" not in plain.faces[0]
+    from facegan.ops.swap_gender import ANONYMIZE_RESHAPE
+
+    assert transform_genders(rgb, **kw).faces[0]["reshape"] == ANONYMIZE_RESHAPE  # anonymize's default ...
+    assert "reshape" not in transform_genders(rgb, strength=1.0, verify=False).faces[0]  # ... not swap-gender's
     assert np.array_equal(a.image, b.image) and not np.array_equal(a.image, c.image)
     diff = np.abs(a.image.astype(int) - plain.image).max(-1) > 0
     ys, xs = np.nonzero(diff)

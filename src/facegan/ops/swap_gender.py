@@ -86,12 +86,13 @@ def strength_ladder(tr, op: str, strength: float | None, max_strength: float | N
 def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | None = None, detector: str = "centerface",
                       model: str | None = None, verify: bool = True, min_face: int = 24,
                       op: str = "swap-gender", max_strength: float | None = None,
-                      reshape: float = 0.0, seed: int | None = None) -> OpResult:
+                      reshape: float | None = None, seed: int | None = None) -> OpResult:
     """``strength`` None: the model's default for ``op`` (the shipped manifest's ``default_strength``).
 
     ``reshape`` > 0: each changed face's proportions (eye spacing and size, brows, nose, mouth, jaw)
     are also moved by random amounts of that size (:mod:`facegan.faces.reshape`), drawn from
-    ``seed`` (None: fresh operating-system entropy, not recorded).
+    ``seed`` (None: fresh operating-system entropy, not recorded). None: the op's default
+    (``ANONYMIZE_RESHAPE`` for ``anonymize``, 0 for ``swap-gender``).
 
     Verify and escalate: each changed face is checked on the output photo — it must read as the
     target to the gender judge, and for ``anonymize`` the identity model must no longer match it to
@@ -127,6 +128,8 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         plans.append((f, d5, al, target, row, t0))
     todo = [p for p in plans if "status" not in p[4]]
     new: dict = {}  # id(plan) -> translated crop at the plan's current strength
+    if reshape is None:
+        reshape = ANONYMIZE_RESHAPE if op == "anonymize" else 0.0
     warps = _plan_warps(rgb, todo, reshape, seed) if reshape > 0 else []
 
     def translate(group, s):
