@@ -118,12 +118,13 @@ def test_harness_runs_ops_with_their_cli_defaults_and_a_fixed_seed(monkeypatch):
 
     seen = []
     monkeypatch.setattr(swap_gender, "transform_genders", lambda rgb, **kw: seen.append(kw))
-    _resolve("anonymize")[1](None)
-    _resolve("anonymize:reshape=0,seed=3")[1](None)
+    _resolve("anonymize")[1](None, seed=11)  # the run loop passes each photo's seed
+    _resolve("anonymize:reshape=0,seed=3")[1](None, seed=12)
     _resolve("swap-gender")[1](None)
-    assert seen[0]["reshape"] == swap_gender.ANONYMIZE_RESHAPE > 0 and seen[0]["seed"] == harness.EVAL_SEED
-    assert seen[1]["reshape"] == 0 and seen[1]["seed"] == 3
+    assert seen[0]["reshape"] == swap_gender.ANONYMIZE_RESHAPE > 0 and seen[0]["seed"] == 11
+    assert seen[1]["reshape"] == 0 and seen[1]["seed"] == 12
     assert "reshape" not in seen[2] and "seed" not in seen[2] and seen[2]["op"] == "swap-gender"
+    assert harness.seed_of("anonymize") == harness.EVAL_SEED and harness.seed_of("anonymize:seed=3") == 3
 
 
 def test_evaluate_with_op_options(labelled, tiny_model, tmp_path):

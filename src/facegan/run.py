@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import FaceganError, InputNotFoundError, OutputExistsError
-from .ops.base import Operation
+from .ops.base import Operation, photo_seed
 
 REPORT_FIELDS = ["file", "output", "status", "error", "face", "box", "score", "gender_before", "p_female_before",
                  "age_before", "target", "gender_after", "p_female_after", "reads_as_target", "gender_judge",
@@ -57,6 +57,13 @@ def _write_reports(out_dir: Path, rows: list[dict], meta: dict) -> Path:
             w.writerow({k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in r.items()})
     os.replace(tmp, cp)
     return jp
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.name
 
 
 def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options: dict | None = None,
@@ -109,7 +116,8 @@ def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options
         t0 = time.perf_counter()
         try:
             rgb = read_image(src, max_pixels=max_pixels)
-            res = op.run(rgb, **opts)
+            seeded = {"seed": photo_seed(opts["seed"], _rel(dst, out_dir))} if opts.get("seed") is not None else {}
+            res = op.run(rgb, **{**opts, **seeded})
             dst.parent.mkdir(parents=True, exist_ok=True)
             write_image(dst, res.image, synthetic=res.synthetic, overwrite=True, protect=[src],
                         info={"operation": op.name, "options": json.dumps(opts),

@@ -78,6 +78,7 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
     from ..judges.agegender import get_age_gender
     from ..judges.identity import get_identity
     from ..ops import get_op
+    from ..ops.base import photo_seed
     from ..ops.swap_gender import _resnet_judge, dlib5_of
 
     out_dir = Path(out_dir)
@@ -139,6 +140,8 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
             src = "male" if lab.gender == 0 else "female"
             target = "female" if src == "male" else "male"
             opts = {"to": target} if any(o.name == "to" for o in op.options) else {}
+            if any(o.name == "seed" for o in op.options):  # random draws (anonymize's reshape): each photo
+                opts["seed"] = photo_seed(seed_of(op_name), lab.path.name)  # its own, reproducibly
             t0 = time.perf_counter()
             try:
                 res = run_op(rgb, **opts)
@@ -259,7 +262,11 @@ def _label(op_name: str) -> str:
     return label
 
 
-EVAL_SEED = 0  # the seed ops with random draws get when the --ops spec sets none
+EVAL_SEED = 0  # the run seed of ops with random draws when the --ops spec sets none (per photo: photo_seed)
+
+
+def seed_of(op_name: str) -> int:
+    return int(_split_spec(op_name)[2].get("seed", EVAL_SEED))
 
 
 def _resolve(op_name: str):
@@ -275,8 +282,7 @@ def _resolve(op_name: str):
         raise FaceganError(f"{op_name}: {name} has no option {', '.join(bad)} here "
                            f"(it takes: {', '.join(k for k in known if k != 'to') or 'none'})")
     kw = {k: known[k].parse(v) for k, v in options.items()}  # ConfigError on a bad value
-    if "seed" in known and "seed" not in kw:
-        kw["seed"] = EVAL_SEED  # an op with random draws (anonymize's reshape): a reproducible report
+    kw.pop("seed", None)  # the run loop gives each photo its own seed from it (seed_of, photo_seed)
     if name not in ("swap-gender", "anonymize"):
         if model:
             raise FaceganError(f"{op_name}: only swap-gender/anonymize take a model (@FOLDER)")

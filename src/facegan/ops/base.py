@@ -89,6 +89,14 @@ class Operation:
                             for o in self.options], "available": bool(self.available())}
 
 
+def photo_seed(seed: int, key: str) -> int:
+    """A photo's own seed from a run's ``seed`` and a stable key (e.g. its relative output path): a
+    seeded batch is reproducible and resumable, yet its photos do not all get the same random draws."""
+    import zlib
+
+    return zlib.crc32(f"{int(seed)}:{key}".encode()) & 0x7FFFFFFF
+
+
 _REGISTRY: dict[str, Operation] = {}
 # modules that define built-in ops; imported lazily so importing facegan stays cheap
 _BUILTIN = ["facegan.ops.baselines", "facegan.ops.swap_gender"]

@@ -89,7 +89,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                       reshape: float | None = None, seed: int | None = None) -> OpResult:
     """``strength`` None: the model's default for ``op`` (the shipped manifest's ``default_strength``).
 
-    ``reshape`` > 0: each changed face's proportions (eye spacing and size, brows, nose, mouth, jaw)
+    ``reshape`` > 0: each changed face's proportions (eye spacing, brows, nose, mouth, jaw)
     are also moved by random amounts of that size (:mod:`facegan.faces.reshape`), drawn from
     ``seed`` (None: fresh operating-system entropy, not recorded). None: the op's default
     (``ANONYMIZE_RESHAPE`` for ``anonymize``, 0 for ``swap-gender``).
@@ -272,12 +272,12 @@ register_op(Operation(
     run=_anonymize,
     options=(*_options("anonymize"),
              OpOption("reshape", "float", ANONYMIZE_RESHAPE, None,
-                      "also move each face's proportions (eye spacing and size, brows, nose, mouth, jaw) by random "
+                      "also move each face's proportions (eye spacing, brows, nose, mouth, jaw) by random "
                       "amounts of this size (fraction of the eye distance or of the feature; 0 = off); the draws "
                       "are not recorded", bounds=(0.0, MAX_MAGNITUDE)),
              OpOption("seed", "int", None, None,
-                      "seed for the reshape's random draws (default: fresh for every photo; a seed makes output "
-                      "reproducible, and gives every photo the same draws)")),
+                      "seed for the reshape's random draws (default: fresh for every photo; with a seed the output is "
+                      "reproducible, each photo's draws derived from the seed and its output path)")),
     examples=("facegan anonymize photos/ -o anon/",
               "facegan anonymize photo.jpg -o anon/ --reshape 0  # gender swap only, no proportion change"),
     available=translator_available, check=_check,
