@@ -22,7 +22,7 @@ REPORT_FIELDS = ["file", "output", "status", "error", "face", "box", "score", "g
                  "resnet_judge", "resnet_p_female_before", "resnet_p_female_after", "resnet_reads_as_target",
                  "judges_disagree_before",
                  "identity_similarity", "identity_distance", "same_person", "identity_judge", "model", "strength",
-                 "strengths_tried", "time_s"]
+                 "strengths_tried", "reshape", "time_s"]
 
 
 @dataclass
