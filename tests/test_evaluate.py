@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from facegan.cli import main
 from facegan.errors import FaceganError
-from facegan.evaluate.harness import _label, _resolve, _split_spec, split_ops, summarize
+from facegan.evaluate.harness import _label, _resolve, _split_spec, markdown, split_ops, summarize
 
 
 @pytest.fixture
@@ -66,6 +66,10 @@ def test_evaluate_model_and_baselines(labelled, tiny_model, tmp_path):
     assert all(isinstance(r["left_unchanged"], bool) for r in rows)
     assert m["ops"][label]["left_unchanged"] == sum(r["left_unchanged"] for r in rows)
     assert "left_unchanged" not in rows_of(out, "blur")[0]
+    # swap-gender was asked for the label's opposite: the op's target is the evaluation's target
+    assert all(r["op_target"] == r["target"] and "reads_as_op_target_2" in r for r in rows)
+    assert m["ops"][label]["wrong_way_male->female"] == 0 and m["ops"][label]["wrong_way_female->male"] == 0
+    assert "op_target" not in rows_of(out, "blur")[0]
 
 
 def rows_of(out, label):
@@ -86,6 +90,28 @@ def test_summarize_counts_flips_per_direction():
     assert s["flip2_male->female"] == 0.0 and s["flip2_female->male"] == 1.0
     assert np.isclose(s["identity_similarity_mean"], 0.8) and np.isclose(s["reid_rate"], 1 / 3)
     assert np.isclose(s["time_per_face_s_median"], 1.0)  # medians of 1.0, 3.0, 1.0 (2 s / 2 faces)
+
+
+def test_faces_pushed_the_wrong_way_are_counted_and_judged_apart():
+    base = {"identity_similarity": 0.5, "same_person": False, "landmark_shift": 0.02, "time_s": 1.0, "n_faces": 1}
+    rows = [{**base, "source": "female", "target": "male", "op_target": "female", "flipped": False, "flipped_2": False},
+            {**base, "source": "female", "target": "male", "op_target": "male", "flipped": True, "flipped_2": True},
+            {**base, "source": "female", "target": "male", "op_target": "male", "flipped": True, "flipped_2": False},
+            {**base, "source": "male", "target": "female", "op_target": "female", "flipped": True, "flipped_2": True}]
+    s = summarize(rows)
+    assert s["wrong_way_female->male"] == 1 and s["wrong_way_male->female"] == 0
+    assert s["flip2_female->male"] == 1 / 3 and s["flip2_right_way_female->male"] == 0.5
+    md = markdown({"ops": {"anonymize": s}, "judges": {"gender": "j1", "identity": "id"},
+                   "data": {"folder": "x", "split": "test", "n_with_face": 4, "n_images": 4}})
+    assert "Pushed the wrong way" in md and "anonymize 0 / 1 (judge 2 flips on the rest: 100.0% / 50.0%)" in md
+
+
+def test_matching_row_picks_the_nearest_box():
+    from facegan.evaluate.harness import _matching_row
+
+    faces = [{"box": [0, 0, 10, 10], "target": "male"}, {"box": [100, 100, 140, 140], "target": "female"}]
+    assert _matching_row(faces, (95, 98, 135, 150))["target"] == "female"
+    assert _matching_row([{"status": "x"}], (0, 0, 1, 1)) is None
 
 
 def test_label_is_file_name_safe():

@@ -362,3 +362,44 @@ def test_anonymize_redoes_faces_the_identity_model_still_matches(use_tiny, fixtu
     calls.clear()
     row = swap_gender.transform_genders(rgb, strength=1.0, max_strength=2.0, verify=False).faces[0]
     assert row["strengths_tried"] == [1.0] and calls == []
+
+
+class _SureJudge:
+    """Reads the untouched photo as female with ``p0``, any changed photo as female with ``p1``."""
+    name = "fake-judge"
+
+    def __init__(self, original, p0, p1):
+        self.original, self.p0, self.p1 = original, p0, p1
+
+    def predict(self, rgb, d5):
+        pf = self.p0 if np.array_equal(rgb, self.original) else self.p1
+        return {"gender": "female" if pf >= 0.5 else "male", "p_female": pf, "age": 30.0}
+
+
+@pytest.mark.parametrize("p0,changed", [(0.05, False), (0.3, True), (0.6, True)])
+def test_a_face_is_left_alone_only_when_it_surely_reads_as_the_target(use_tiny, fixtures_dir, monkeypatch,
+                                                                       p0, changed):
+    from facegan.judges import agegender
+    from facegan.ops.swap_gender import KEEP_P, transform_genders
+
+    rgb = read_image(fixtures_dir / "happy1.jpg")
+    monkeypatch.setattr(agegender, "get_age_gender", lambda: _SureJudge(rgb, p0, 0.01))
+    res = transform_genders(rgb, to="male", strength=1.0, verify=False)
+    row = res.faces[0]
+    # P(male) 0.95 >= KEEP_P: kept; 0.7 reads as male but not surely enough: changed (towards male)
+    assert (1 - p0 >= KEEP_P) == (not changed)
+    assert row["status"] == ("changed" if changed else "unchanged (already reads as male)")
+    assert np.array_equal(res.image, rgb) != changed
+
+
+def test_an_output_must_read_as_the_target_surely_to_pass_the_check(use_tiny, fixtures_dir, monkeypatch):
+    from facegan.judges import agegender
+    from facegan.ops.swap_gender import CHECK_P, transform_genders
+
+    rgb = read_image(fixtures_dir / "happy1.jpg")
+    for p1, tries in ((0.6, [1.0, 1.25]), (0.9, [1.0])):  # 0.6 reads as female, below CHECK_P: redone
+        assert (p1 >= CHECK_P) == (len(tries) == 1)
+        monkeypatch.setattr(agegender, "get_age_gender", lambda p1=p1: _SureJudge(rgb, 0.1, p1))
+        row = transform_genders(rgb, strength=1.0, max_strength=1.25).faces[0]
+        assert row["target"] == "female" and row["strengths_tried"] == tries
+        assert row["reads_as_target"]  # the report's verdict stays the judge's own reading (p >= 0.5)

@@ -163,6 +163,10 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
                 # the op's own gender judge read the face as the target already and left it alone:
                 # such a face counts as "flipped" if the evaluation judge agrees, so say how many
                 row["left_unchanged"] = all(str(x.get("status", "")).startswith("unchanged") for x in res.faces)
+                mine = _matching_row(res.faces, f.box)  # the op's row for the evaluated face
+                if mine is not None and mine.get("target") in ("male", "female"):
+                    # anonymize (and --to opposite) flips whatever its judge reads: a misread face goes the wrong way
+                    row["op_target"] = mine["target"]
                 changed = [x for x in res.faces if x.get("status") == "changed"]
                 if changed:  # the strength each face ended at, and whether verification made it retry
                     row["strength"] = float(np.mean([x["strength"] for x in changed]))
@@ -171,6 +175,8 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
             if rj is not None:
                 p2 = float(rj.predict_crops(crop, "utkface")["p_female"][0])
                 row["flipped_2"] = (p2 >= 0.5) == (target == "female")
+                if "op_target" in row:
+                    row["reads_as_op_target_2"] = (p2 >= 0.5) == (row["op_target"] == "female")
             if fr is not None:
                 e, pm = fr.predict_crops(crop)
                 row["identity_similarity_2"], row["same_person_2"] = fr.compare(fr0, e[0])
@@ -296,6 +302,16 @@ def _resolve(op_name: str):
     return op, lambda rgb, **o: transform_genders(rgb, model=model or None, verify=False, op=name, **kw, **o)
 
 
+def _matching_row(faces: list[dict], box) -> dict | None:
+    """The op's report row whose box centre lies nearest ``box``'s (None when no row has a box)."""
+    c = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], float)
+    rows = [r for r in faces if r.get("box") is not None]
+    if not rows:
+        return None
+    return min(rows, key=lambda r: float(np.linalg.norm(
+        np.array([(r["box"][0] + r["box"][2]) / 2, (r["box"][1] + r["box"][3]) / 2]) - c)))
+
+
 def summarize(rows: list[dict]) -> dict:
     ok = [r for r in rows if "error" not in r]
     s: dict = {"n": len(ok), "errors": len(rows) - len(ok)}
@@ -307,6 +323,11 @@ def summarize(rows: list[dict]) -> dict:
             for k in ("2", "3"):
                 if f"flipped_{k}" in g[0]:
                     s[f"flip{k}_{d}"] = float(np.mean([r[f"flipped_{k}"] for r in g]))
+            right = [r for r in g if "op_target" in r and r["op_target"] == r.get("target")]
+            if any("op_target" in r for r in g):
+                s[f"wrong_way_{d}"] = int(sum("op_target" in r and r["op_target"] != r.get("target") for r in g))
+                if right and "flipped_2" in right[0]:  # judge 2 on the faces the op's judge read right
+                    s[f"flip2_right_way_{d}"] = float(np.mean([r["flipped_2"] for r in right]))
     if ok:
         sim = np.array([r["identity_similarity"] for r in ok])
         s["identity_similarity_mean"] = float(sim.mean())
@@ -371,8 +392,17 @@ def markdown(res: dict) -> str:
             lines.append(f"| {name} | {k(s.get('kid_male->female'))} | {k(s.get('kid_female->male'))} |")
     left = {n: s["left_unchanged"] for n, s in ops.items() if s.get("left_unchanged")}
     if left:
-        lines += ["", "Left unchanged because the op's judge already read the face as the target (these count "
-                  "as flipped when the evaluation judge agrees): " + ", ".join(f"{n} {k}" for n, k in left.items()) + "."]
+        from ..ops.swap_gender import KEEP_P
+
+        lines += ["", f"Left unchanged because the op's judge was at least {KEEP_P:g} sure the face already read as "
+                  "the target (these count as flipped when the evaluation judge agrees): " + ", ".join(f"{n} {k}" for n, k in left.items()) + "."]
+    wrong = {n: s for n, s in ops.items() if s.get("wrong_way_male->female") or s.get("wrong_way_female->male")}
+    if wrong:
+        lines += ["", "Pushed the wrong way because the op's judge misread the original (`--to opposite` and "
+                  "anonymize flip the gender judge 1 reads; men / women): " + ", ".join(
+                      f"{n} {s.get('wrong_way_male->female', 0)} / {s.get('wrong_way_female->male', 0)} "
+                      f"(judge 2 flips on the rest: {f(s.get('flip2_right_way_male->female'))} / "
+                      f"{f(s.get('flip2_right_way_female->male'))})" for n, s in wrong.items()) + "."]
     esc = {n: s for n, s in ops.items() if s.get("escalated_share")}
     if esc:
         lines += ["", "Redone stronger because the output failed the op's own check (its gender judge, and for "

@@ -22,6 +22,17 @@ from .translator_model import get_translator, translator_available
 STRENGTH_BOUNDS = (0.0, 4.0)  # how far the model's change may be scaled (front ends refuse others upfront)
 STRENGTH_STEP = 0.25  # the escalation step for faces that fail verification (see transform_genders)
 ANONYMIZE_RESHAPE = 0.08  # anonymize's default proportion change (faces/reshape.py), chosen on held-out photos
+# How sure the op's gender judge must be (its probability of the target gender). Fixed before measuring
+# (not tuned on the evaluation photos): leaving a face alone when it is wrongly thought to read as the
+# target already costs the whole change, so that takes KEEP_P; a retry only costs a stronger edit, so
+# an output passes the check from CHECK_P.
+KEEP_P = 0.9  # with --to male|female, a face is left unchanged only when it reads as the target this surely
+CHECK_P = 0.75  # a changed face passes the check when its output reads as the target this surely
+
+
+def p_target(pred: dict, target: str) -> float:
+    """The judge's probability that a face reads as ``target`` (``pred``: a judge's ``predict`` result)."""
+    return float(pred["p_female"]) if target == "female" else 1.0 - float(pred["p_female"])
 
 
 def dlib5_of(rgb: np.ndarray, face) -> np.ndarray:
@@ -94,8 +105,11 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
     ``seed`` (None: fresh operating-system entropy, not recorded). None: the op's default
     (``ANONYMIZE_RESHAPE`` for ``anonymize``, 0 for ``swap-gender``).
 
+    ``to`` male / female: a face is left unchanged only when the gender judge is at least ``KEEP_P``
+    sure it reads as that already (a face it only leans on is still changed, towards the target).
+
     Verify and escalate: each changed face is checked on the output photo — it must read as the
-    target to the gender judge, and for ``anonymize`` the identity model must no longer match it to
+    target to the gender judge (at least ``CHECK_P`` sure), and for ``anonymize`` the identity model must no longer match it to
     the original — and a face that fails is translated again at the next strength of
     :func:`strength_ladder` (steps of 0.25 up to ``max_strength``), so faces that flip easily keep a
     light touch and only stubborn ones get the stronger change. The report names the strength each
@@ -123,8 +137,8 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                "gender_before": src, "p_female_before": round(before["p_female"], 4),
                "age_before": round(before["age"], 1), "gender_judge": judge.name, "target": target,
                "model": tr.name, "strength": ladder[0]}
-        if src == target:
-            row["status"] = f"unchanged (already reads as {target})"
+        if to != "opposite" and p_target(before, target) >= KEEP_P:
+            row["status"] = f"unchanged (already reads as {target})"  # surely: p >= KEEP_P
         plans.append((f, d5, al, target, row, t0))
     todo = [p for p in plans if "status" not in p[4]]
     new: dict = {}  # id(plan) -> translated crop at the plan's current strength
@@ -160,7 +174,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         out = compose()
         ident = _identity() if op == "anonymize" and len(ladder) > 1 else None
         for s in ladder[1:]:
-            failing = [p for p in todo if judge.predict(out, p[1])["gender"] != p[3]
+            failing = [p for p in todo if p_target(judge.predict(out, p[1]), p[3]) < CHECK_P
                        or (ident is not None and ident.same_person(original(ident, p[0]), ident.embed(out, p[0])))]
             if not failing:
                 break
@@ -232,7 +246,7 @@ def _max_strength_help(op: str) -> str:
     from .translator_model import shipped_default_strength
 
     d = shipped_default_strength(op, "max_strength")
-    check = "reads as the target gender" + (" and the identity model no longer matches it" if op == "anonymize" else "")
+    check = f"reads as the target gender, judge 1 at least {CHECK_P:g} sure" + (" and the identity model no longer matches it" if op == "anonymize" else "")
     return (f"faces whose output fails the check (it {check}) are redone at a strength up to this one, in steps of "
             f"{STRENGTH_STEP:g}; default: the model's own when no --strength is given"
             + (f" (shipped model: {d:g})" if d is not None else "") + ", else --strength (no retries)")
@@ -256,7 +270,9 @@ register_op(Operation(
     description="Make each face read as another gender; pose, expression, hair and background are kept.",
     run=_swap,
     options=(OpOption("to", "str", "opposite", ("opposite", "male", "female"),
-                      "target gender; 'opposite' flips each face as judged by the gender classifier"),
+                      "target gender; 'opposite' flips each face as judged by the gender classifier; with male or "
+                      f"female a face is left alone only when the classifier is at least {KEEP_P:g} sure it reads "
+                      "as that already"),
              *_options("swap-gender")),
     examples=("facegan swap-gender photo.jpg -o out/", "facegan swap-gender photos/ -o out/ --to female",
               "facegan swap-gender photo.jpg -o out/ --max-strength 1.25  # retry failing faces up to 1.25 only"),
