@@ -142,3 +142,21 @@ def test_analyze_face_fields(fixtures_dir):
     assert r["expression"] in LABELS and r["expression_judge"] == "fer-minixception-v1"
     assert len(r["embedding"]) == 128
     assert "embedding" not in analyze_face(rgb, f)
+
+
+def test_gender_judge_reads_an_antialiased_chip_and_its_mirror(portrait_path):
+    from facegan.judges.agegender import get_age_gender
+    from facegan.ops.swap_gender import dlib5_of
+
+    j = get_age_gender()
+    rgb = read_image(portrait_path)
+    face = max(detect_faces(rgb), key=lambda f: f.width * f.height)
+    d5 = dlib5_of(rgb, face)
+    chip = j.gender_chip(rgb, d5)
+    big = j.chip(rgb, d5, 32 * j.OVERSAMPLE)
+    assert chip.shape == (32, 32, 3) and np.allclose(chip, cv2.resize(big, (32, 32), interpolation=cv2.INTER_AREA))
+    plain, mirrored = j.gender_chips(np.stack([chip, np.ascontiguousarray(chip[:, ::-1])]))
+    got = j.predict(rgb, d5)
+    assert got["p_female"] == pytest.approx((plain + mirrored) / 2, abs=1e-6) and got["judge"].endswith("-tta")
+    # a mirror-image chip reads exactly the same
+    assert j.p_female(np.stack([chip]))[0] == pytest.approx(j.p_female(np.stack([chip[:, ::-1]]))[0], abs=1e-6)

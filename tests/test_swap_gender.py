@@ -419,3 +419,31 @@ def test_an_output_must_read_as_the_target_surely_to_pass_the_check(use_tiny, fi
         row = transform_genders(rgb, strength=1.0, max_strength=1.25).faces[0]
         assert row["target"] == "female" and row["strengths_tried"] == tries
         assert row["reads_as_target"]  # the report's verdict stays the judge's own reading (p >= 0.5)
+
+
+@pytest.mark.parametrize("p0,escalates", [(0.05, True), (0.4, False)])
+def test_a_face_of_unsure_gender_is_not_pushed_harder_for_the_identity_check(use_tiny, fixtures_dir, monkeypatch,
+                                                                           p0, escalates):
+    from facegan.judges import agegender
+    from facegan.ops import swap_gender
+
+    rgb = read_image(fixtures_dir / "happy1.jpg")
+    monkeypatch.setattr(agegender, "get_age_gender", lambda: _SureJudge(rgb, p0, 0.99))  # flips at once
+
+    class AlwaysSame:  # the identity model keeps matching every output
+        name = "always"
+
+        @staticmethod
+        def embed(rgb, face):
+            return np.zeros(2)
+
+        @staticmethod
+        def same_person(a, b):
+            return True
+
+    monkeypatch.setattr(swap_gender, "_identity", lambda: AlwaysSame)
+    row = swap_gender.transform_genders(rgb, op="anonymize", strength=1.0, max_strength=1.25, verify=False,
+                                        seed=1).faces[0]
+    assert row["target"] == "female" and row.get("unsure_source", False) == (not escalates)
+    assert row["strengths_tried"] == ([1.0, 1.25] if escalates else [1.0])
+    assert row["reshape_draws"] == swap_gender.RESHAPE_DRAWS  # reshapes are tried either way

@@ -118,8 +118,10 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
     all, before each stronger try, keeping the first the model no longer matches) — and a face that
     fails is translated again at the next strength of
     :func:`strength_ladder` (steps of 0.25 up to ``max_strength``), so faces that flip easily keep a
-    light touch and only stubborn ones get the stronger change. The report names the strength each
-    face got and the ones tried."""
+    light touch and only stubborn ones get the stronger change. With ``to`` "opposite" a face whose
+    gender the judge reads less than ``KEEP_P`` surely (``unsure_source`` in its row) is not made
+    stronger for the identity check alone: it may be going the wrong way. The report names the
+    strength each face got and the ones tried."""
     from ..faces import align_face, paste_back
     from ..faces.detect import detect_faces
     from ..judges.agegender import get_age_gender
@@ -145,6 +147,10 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                "model": tr.name, "strength": ladder[0]}
         if to != "opposite" and p_target(before, target) >= KEEP_P:
             row["status"] = f"unchanged (already reads as {target})"  # surely: p >= KEEP_P
+        elif to == "opposite" and p_target(before, src) < KEEP_P:
+            # the judge is unsure which way the face reads, so the push may go the wrong way; pushed
+            # harder, a face towards the gender it already shows turns to a smudged caricature
+            row["unsure_source"] = True
         plans.append((f, d5, al, target, row, t0))
     todo = [p for p in plans if "status" not in p[4]]
     new: dict = {}  # id(plan) -> translated crop at the plan's current strength
@@ -188,6 +194,8 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
             if matched and warps and RESHAPE_DRAWS > 1:  # other random reshapes before a stronger change
                 out, matched = _redraw_warps(rgb, out, matched, warps, reshape, rng, compose,
                                              lambda p, o: ident.same_person(original(ident, p[0]), ident.embed(o, p[0])))
+            # an identity-only failure of a face whose gender the judge was unsure of: reshapes only
+            matched = [p for p in matched if not p[4].get("unsure_source")]
             if not unflipped and not matched:
                 break
             translate(unflipped + matched, s)
