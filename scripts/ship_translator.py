@@ -2,7 +2,7 @@
 
     python scripts/ship_translator.py runs/gender-translator/last [--name gender-translator] \
         [--default-strength swap-gender=1.0 --default-strength anonymize=1.25] \
-        [--max-strength swap-gender=1.5 --max-strength anonymize=1.75]
+        [--max-strength swap-gender=1.5 --max-strength anonymize=1.5]
 
 Writes src/facegan/weights/NAME/{model.safetensors, manifest.json}. The model card (MODEL_CARD.md)
 is written by hand from the evaluation report (facegan evaluate) and kept next to them.

@@ -203,7 +203,7 @@ def test_shipped_translator_loads_and_matches_manifest():
     assert tr.default_strength("unknown-op") == 1.0  # an op the manifest does not name: swap-gender's
     # faces that fail verification are redone up to these (chosen on the same held-out evaluation)
     assert tr.max_strength("swap-gender") == manifest["max_strength"]["swap-gender"] == 1.5
-    assert tr.max_strength("anonymize") == manifest["max_strength"]["anonymize"] == 1.75
+    assert tr.max_strength("anonymize") == manifest["max_strength"]["anonymize"] == 1.5
     assert manifest["residual_scale"] == 2.0 and tr.net.residual_scale == 2.0  # the scale it was tuned at
 
 
@@ -272,7 +272,7 @@ def test_an_op_runs_its_own_shipped_model_when_installed(monkeypatch):
     # no anonymizer weights in the package: anonymize falls back to the gender translator
     assert tm.shipped_name("anonymize") == tm.SHIPPED
     assert tm.shipped_default_strength("anonymize") == 1.25  # the translator manifest's anonymize default
-    assert tm.shipped_default_strength("anonymize", "max_strength") == 1.75
+    assert tm.shipped_default_strength("anonymize", "max_strength") == 1.5
     real = weights.available
     monkeypatch.setattr(weights, "available", lambda n: n == tm.SHIPPED_FOR_OP["anonymize"] or real(n))
     assert tm.shipped_name("anonymize") == tm.SHIPPED_FOR_OP["anonymize"]

@@ -30,7 +30,8 @@ KEEP_P = 0.9  # with --to male|female, a face is left unchanged only when it rea
 CHECK_P = 0.75  # a changed face passes the check when its output reads as the target this surely
 # anonymize: a face the identity model still matches first gets other random reshapes (this many draws
 # in all, per strength) and only then a stronger change; chosen on held-out photos (2026-12-02: 4 draws
-# took the faces redone at the strongest 1.75 from 44 to 24 of 200 at the same re-identification by faceres)
+# took the faces redone at the then strongest 1.75 from 44 to 24 of 200 at the same re-identification by
+# faceres; each extra draw costs an identity embedding, ~0.1 s)
 RESHAPE_DRAWS = 4
 
 
