@@ -188,13 +188,16 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         translate(todo, ladder[0])  # every face that needs it, in one batch
         out = compose()
         ident = _identity() if op == "anonymize" and len(ladder) > 1 else None
+
+        def still_matched(p, o):  # the identity model still calls face p in photo o the original person
+            return ident.same_person(original(ident, p[0]), ident.embed(o, p[0]))
+
         for s in ladder[1:]:
             unflipped = [p for p in todo if p_target(judge.predict(out, p[1]), p[3]) < CHECK_P]
-            matched = [p for p in todo if ident is not None and p not in unflipped
-                       and ident.same_person(original(ident, p[0]), ident.embed(out, p[0]))]
+            matched = [p for p in todo if ident is not None and p not in unflipped and still_matched(p, out)]
             if matched and warps and RESHAPE_DRAWS > 1:  # other random reshapes before a stronger change
-                out, matched = _redraw_warps(rgb, out, matched, warps, reshape, rng, compose,
-                                             lambda p, o: ident.same_person(original(ident, p[0]), ident.embed(o, p[0])))
+                matched = _redraw_warps(rgb, matched, warps, reshape, rng, compose, still_matched)
+                out = compose()
             # an identity-only failure of a face whose gender the judge was unsure of: reshapes only
             matched = [p for p in matched if not p[4].get("unsure_source")]
             if not unflipped and not matched:
@@ -246,9 +249,10 @@ def _plan_warps(rgb: np.ndarray, todo: list, magnitude: float, rng: np.random.Ge
     return warps
 
 
-def _redraw_warps(rgb, out, matched, warps, magnitude, rng, compose, still_matched):
+def _redraw_warps(rgb, matched, warps, magnitude, rng, compose, still_matched) -> list:
     """Faces the identity model still matches get other random reshapes (up to ``RESHAPE_DRAWS`` in
-    all); a face keeps the first draw that is no longer matched. Returns (output, faces still matched)."""
+    all, replaced in ``warps``); a face keeps the first draw that is no longer matched, the others
+    their earlier one. Returns the faces still matched."""
     from ..faces.reshape import FaceWarp, random_targets
 
     left = list(matched)
@@ -267,8 +271,7 @@ def _redraw_warps(rgb, out, matched, warps, magnitude, rng, compose, still_match
                 warps[id(p)] = old[id(p)]
                 keep.append(p)
         left = keep
-        out = compose()
-    return out, left
+    return left
 
 
 def _swap(rgb, to="opposite", strength=None, max_strength=None):
