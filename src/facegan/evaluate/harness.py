@@ -167,6 +167,8 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
                 if mine is not None and mine.get("target") in ("male", "female"):
                     # anonymize (and --to opposite) flips whatever its judge reads: a misread face goes the wrong way
                     row["op_target"] = mine["target"]
+                if mine is not None and mine.get("gender_judge"):
+                    row["op_gender_judge"] = mine["gender_judge"]
                 changed = [x for x in res.faces if x.get("status") == "changed"]
                 if changed:  # the strength each face ended at, and whether verification made it retry
                     row["strength"] = float(np.mean([x["strength"] for x in changed]))
@@ -213,7 +215,7 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
 
 def _faceres():
     """The second identity model and third gender judge (faceres), when its files are here
-    (``scripts/fetch_human_models.sh``); evaluation without it reports dlib and two judges only."""
+    (``facegan models fetch faceres``); evaluation without it reports dlib and two judges only."""
     import os
 
     from ..judges import faceres
@@ -338,6 +340,9 @@ def summarize(rows: list[dict]) -> dict:
             s["reid_rate_2"] = float(np.mean([r["same_person_2"] for r in ok]))
         s["landmark_shift_mean"] = float(np.mean([r["landmark_shift"] for r in ok]))
         s["time_per_face_s_median"] = float(np.median([r["time_s"] / max(r["n_faces"], 1) for r in ok]))
+        judges = sorted({r["op_gender_judge"] for r in ok if r.get("op_gender_judge")})
+        if judges:
+            s["op_gender_judge"] = " / ".join(judges)
         if any("left_unchanged" in r for r in ok):
             s["left_unchanged"] = int(sum(bool(r.get("left_unchanged")) for r in ok))
         st = [r for r in ok if "strength" in r]
@@ -392,24 +397,29 @@ def markdown(res: dict) -> str:
             lines.append(f"| {name} | {k(s.get('kid_male->female'))} | {k(s.get('kid_female->male'))} |")
     left = {n: s["left_unchanged"] for n, s in ops.items() if s.get("left_unchanged")}
     if left:
-        from ..ops.swap_gender import KEEP_P
+        from ..ops.swap_gender import KEEP_P, GenderVote
 
-        lines += ["", f"Left unchanged because the op's judge was at least {KEEP_P:g} sure the face already read as "
+        lines += ["", f"Left unchanged because the op's judge was sure (judge 1: >= {KEEP_P:g}; the vote of judges 1 "
+                  f"and 3: >= {GenderVote.keep_p:g}) the face already read as "
                   "the target (these count as flipped when the evaluation judge agrees): " + ", ".join(f"{n} {k}" for n, k in left.items()) + "."]
     wrong = {n: s for n, s in ops.items() if s.get("wrong_way_male->female") or s.get("wrong_way_female->male")}
     if wrong:
         lines += ["", "Pushed the wrong way because the op's judge misread the original (`--to opposite` and "
-                  "anonymize flip the gender judge 1 reads; men / women): " + ", ".join(
+                  "anonymize flip the gender the op's judge reads; men / women): " + ", ".join(
                       f"{n} {s.get('wrong_way_male->female', 0)} / {s.get('wrong_way_female->male', 0)} "
                       f"(judge 2 flips on the rest: {f(s.get('flip2_right_way_male->female'))} / "
                       f"{f(s.get('flip2_right_way_female->male'))})" for n, s in wrong.items()) + "."]
     esc = {n: s for n, s in ops.items() if s.get("escalated_share")}
     if esc:
         lines += ["", "Redone stronger because the output failed the op's own check (its gender judge, and for "
-                  "anonymize the identity model; so for these ops judge 1 and dlib are not independent — judge 2 "
-                  "and faceres are): " + ", ".join(
+                  "anonymize the identity model; so for these ops judge 1 (and judge 3 when the op votes with it) and "
+                  "dlib are not independent — judge 2 and faceres' identity model are): " + ", ".join(
                       f"{n} {100 * s['escalated_share']:.1f}% of changed faces (mean strength {s['strength_mean']:.2f})"
                       for n, s in esc.items()) + "."]
+    opj = {n: s["op_gender_judge"] for n, s in ops.items() if s.get("op_gender_judge")}
+    if opj:
+        lines += ["", "The op's gender judge (it picks each face's direction, which faces to leave alone and which to "
+                  "redo; judge 2 decides nothing): " + ", ".join(f"{n} `{j}`" for n, j in opj.items()) + "."]
     ja = res.get("judge_accuracy_on_originals") or {}
     if ja:
         lines += ["", "Judges on the untouched originals (the ceiling of a flip rate): " + ", ".join(

