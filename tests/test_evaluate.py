@@ -179,3 +179,19 @@ def test_kid_is_near_zero_for_one_distribution_and_grows_with_a_shift():
 
 def test_label_of_a_step_snapshot_names_its_run():
     assert _label("swap-gender@runs/gender-translator-v7/step000800") == "swap-gender@gender-translator-v7-step000800"
+
+
+def test_test_rest_split_leaves_out_the_evaluation_photos(tmp_path):
+    """``--split test-rest``: the `test` photos the default evaluation (100 a gender) does not use."""
+    from facegan.evaluate.harness import select_images
+    from facegan.train.utkface import split_of
+
+    stems = [f"2016{i:010d}" for i in range(4000)]
+    test = [s for s in stems if split_of(s) == "test"][:240]  # 120 a gender: 20 a gender left over
+    for i, s in enumerate(test + [s for s in stems if split_of(s) == "train"][:10]):
+        (tmp_path / f"30_{i % 2}_0_{s}.jpg").write_bytes(b"")  # names only: nothing is read
+    evaluated = {lab.path.name for lab in select_images(tmp_path, 100, "test")}
+    rest = select_images(tmp_path, 100, "test-rest")
+    assert len(evaluated) == 200 and len(rest) == 40
+    assert not evaluated & {lab.path.name for lab in rest}
+    assert all(lab.split == "test" for lab in rest)

@@ -553,6 +553,7 @@ def test_anonymize_identity_margin(use_tiny, fixtures_dir, monkeypatch, margin, 
     assert set(seen) == {margin}
     assert row["strengths_tried"] == ([1.0, 1.25] if redone else [1.0])
     assert row.get("reshape_draws", 1) == (swap_gender.RESHAPE_DRAWS if redone else 1)
+    assert row.get("id_margin", 0.0) == margin  # the report says which rule the face was checked by
     # the op's option: --id-margin, default 0.15, bounded
     from facegan.ops import get_op
 

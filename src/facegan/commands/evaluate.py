@@ -13,8 +13,9 @@ import click
                    "(e.g. swap-gender:strength=2)")
 @click.option("-o", "--out", default="reports/evaluate", show_default=True, help="report folder")
 @click.option("--n-per-gender", type=int, default=100, show_default=True)
-@click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
-              help="UTKFace split by DATETIME-stem hash; 'test' is never used for training")
+@click.option("--split", type=click.Choice(["test", "train", "all", "test-rest"]), default="test", show_default=True,
+              help="UTKFace split by DATETIME-stem hash; 'test' is never used for training; 'test-rest': the "
+                   "test photos the default evaluation (100 a gender) leaves out, to choose settings on")
 @click.option("-q", "--quiet", is_flag=True)
 def command(folder, ops, out, n_per_gender, split, quiet):
     """Measure ops on a labelled folder (UTKFace names AGE_GENDER_RACE_DATE.jpg): gender flip rate per

@@ -13,11 +13,22 @@ import numpy as np
 from ..errors import FaceganError
 
 
+EVAL_N_PER_GENDER = 100  # the evaluation's selection (README): the photos ``test-rest`` leaves out
+
+
 def select_images(folder: str | Path, n_per_gender: int = 100, split: str = "test", min_age: int = 16,
                   max_age: int = 75, seed: int = 0) -> list:
+    """``n_per_gender`` photos a gender (``seed``), ages ``min_age``-``max_age``, from ``split``: ``test``
+    / ``train`` (the DATETIME-stem hash split), ``all``, or ``test-rest`` — the ``test`` photos the
+    evaluation (its 100 a gender, seed 0) does not use, for choosing a setting on held-out photos
+    without touching the ones it is then measured on."""
     from ..train.utkface import scan
 
-    labs = [lab for lab in scan(folder, min_age, max_age) if split == "all" or lab.split == split]
+    if split == "test-rest":
+        used = {lab.path.name for lab in select_images(folder, EVAL_N_PER_GENDER, "test", min_age, max_age)}
+        labs = [lab for lab in scan(folder, min_age, max_age) if lab.split == "test" and lab.path.name not in used]
+    else:
+        labs = [lab for lab in scan(folder, min_age, max_age) if split == "all" or lab.split == split]
     rng = np.random.default_rng(seed)
     out = []
     for g in (0, 1):

@@ -15,8 +15,9 @@ import numpy as np
 from ..errors import ModelError
 
 # Measured 2026-12-02 on UTKFace `train` photos (age 16-75, detected as the ops detect; faceres reads the
-# crop it reads in the evaluation), two draws: 993 faces (500 a gender, seed 7) and 1,991 (1,000 a gender,
-# seed 11; 391 faces in both). Wrong calls of each judge (the sign of its P(female) - 0.5):
+# crop it reads in the evaluation), two draws: 993 faces (500 a gender, seed 7) and 1,984 (1,000 a gender,
+# seed 11; 391 faces in both). Wrong calls of each judge (the sign of its P(female) - 0.5); reproduce with
+# scripts/compare_gender_judges.py:
 VOTE_MEASURED = {"seed 7": {"judge 1": 30, "faceres": 44, "vote": 20},
                  "seed 11": {"judge 1": 51, "faceres": 88, "vote": 43},
                  # checked afterwards on every `test` photo (565 faces; the evaluation's 200 among them)

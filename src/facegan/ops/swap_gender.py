@@ -206,6 +206,9 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         translate(todo, ladder[0])  # every face that needs it, in one batch
         out = compose()
         ident = _identity() if op == "anonymize" and len(ladder) > 1 else None
+        if ident is not None and id_margin:
+            for p in todo:
+                p[4]["id_margin"] = id_margin
 
         def still_matched(p, o):  # the identity model still calls face p in photo o the original person
             # (with a margin: is not yet that much further away than the model's threshold)
