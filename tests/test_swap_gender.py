@@ -486,6 +486,13 @@ def test_op_gender_judge_votes_with_faceres_when_it_is_fetched(monkeypatch, fixt
     assert r["p_female_1"] == pytest.approx(0.9) and r["p_female_3"] == pytest.approx(0.3)
     with pytest.raises(ModelError, match="unknown gender judge"):
         gender_vote.get_op_gender_judge("coin")
+    # asking the ops for the vote without faceres is refused upfront, when the options are parsed
+    from facegan.ops import get_op
+
+    monkeypatch.setattr(faceres, "available", lambda: False)
+    with pytest.raises(ModelError, match="models fetch faceres"):
+        get_op("anonymize").parse_options({"gender_judge": "vote"})
+    assert get_op("swap-gender").parse_options({"gender_judge": "auto"})["gender_judge"] == "auto"
 
 
 @pytest.mark.parametrize("p3_male,changed", [(0.9, False), (0.1, True)])

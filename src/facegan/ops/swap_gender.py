@@ -331,6 +331,13 @@ def _check(opts: dict) -> None:
         from ..errors import ConfigError
 
         raise ConfigError(f"max_strength ({m:g}) is below strength ({s:g})")
+    if opts.get("gender_judge") == "vote":  # refused before any photo is read, not once per photo
+        from ..judges import faceres
+
+        if not faceres.available():
+            from ..judges.gender_vote import get_op_gender_judge
+
+            get_op_gender_judge("vote")  # raises the ModelError that says how to fetch it
 
 
 def _options(op: str) -> tuple:
