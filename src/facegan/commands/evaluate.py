@@ -16,8 +16,11 @@ import click
 @click.option("--split", type=click.Choice(["test", "train", "all", "test-rest"]), default="test", show_default=True,
               help="UTKFace split by DATETIME-stem hash; 'test' is never used for training; 'test-rest': the "
                    "test photos the default evaluation (100 a gender) leaves out, to choose settings on")
+@click.option("--rebuild", is_flag=True,
+              help="FOLDER is a report folder: recompute its summaries from its rows_*.jsonl and rewrite "
+                   "report.md / metrics.json in the current format (no op is run)")
 @click.option("-q", "--quiet", is_flag=True)
-def command(folder, ops, out, n_per_gender, split, quiet):
+def command(folder, ops, out, n_per_gender, split, rebuild, quiet):
     """Measure ops on a labelled folder (UTKFace names AGE_GENDER_RACE_DATE.jpg): gender flip rate per
     direction (independent judges), identity similarity, re-identification rate, landmark shift,
     time per face; writes report.md, metrics.json and a before/after grid.
@@ -26,8 +29,12 @@ def command(folder, ops, out, n_per_gender, split, quiet):
     Example:
       facegan evaluate ../shared/datasets/utkface-200 -o reports/gender-eval --n-per-gender 100
     """
-    from ..evaluate.harness import evaluate_ops, split_ops
+    from ..evaluate.harness import evaluate_ops, rebuild_report, split_ops
 
+    if rebuild:
+        res = rebuild_report(folder)
+        click.echo(json.dumps({"rebuilt": str(folder), "ops": list(res["ops"])}))
+        return
     res = evaluate_ops(folder, split_ops(ops), out, n_per_gender, split,
                        progress=not quiet)
     click.echo(json.dumps(res["ops"], indent=1))

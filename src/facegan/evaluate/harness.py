@@ -332,6 +332,7 @@ def summarize(rows: list[dict]) -> dict:
         src = d.split("->")[0]
         g = [r for r in ok if r["source"] == src]
         if g:
+            s[f"n_{d}"] = len(g)
             s[f"flip_{d}"] = float(np.mean([r["flipped"] for r in g]))
             for k in ("2", "3"):
                 if f"flipped_{k}" in g[0]:
@@ -361,6 +362,34 @@ def summarize(rows: list[dict]) -> dict:
             s["strength_mean"] = float(np.mean([r["strength"] for r in st]))
             s["escalated_share"] = float(np.mean([r["escalated"] for r in st]))
     return s
+
+
+def wilson(p: float, n: float, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a rate ``p`` measured on ``n`` items (95% for z = 1.96)."""
+    if n <= 0:
+        return 0.0, 1.0
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def rebuild_report(out_dir: str | Path) -> dict:
+    """Recompute every op's summary from the report folder's ``rows_<op>.jsonl`` (keeping its KID,
+    model and options) and rewrite ``metrics.json`` and ``report.md`` — for a newer report format
+    without running the ops again."""
+    out_dir = Path(out_dir)
+    res = json.loads((out_dir / "metrics.json").read_text())
+    for label, old in res["ops"].items():
+        rows_file = out_dir / f"rows_{label}.jsonl"
+        if not rows_file.is_file():
+            raise FaceganError(f"{rows_file} is missing: cannot rebuild {label}")
+        rows = [json.loads(line) for line in rows_file.read_text().splitlines() if line.strip()]
+        keep = {k: v for k, v in old.items() if k.startswith("kid_") or k in ("model", "options")}
+        res["ops"][label] = {**summarize(rows), **keep}
+    (out_dir / "metrics.json").write_text(json.dumps(res, indent=2))
+    (out_dir / "report.md").write_text(markdown(res))
+    return res
 
 
 def markdown(res: dict) -> str:
@@ -431,6 +460,23 @@ def markdown(res: dict) -> str:
     if opj:
         lines += ["", "The op's gender judge (it picks each face's direction, which faces to leave alone and which to "
                   "redo; judge 2 decides nothing): " + ", ".join(f"{n} `{j}`" for n, j in opj.items()) + "."]
+    ci = [(n, s) for n, s in ops.items() if s.get("n")]
+    if ci:
+        def w(s, key, n):
+            if s.get(key) is None or not n:
+                return "—"
+            lo, hi = wilson(s[key], n)
+            return f"{100 * lo:.0f}-{100 * hi:.0f}%"
+
+        lines += ["", "Sampling error: 95% Wilson intervals of the numbers no op steers (judge 2's flips; "
+                  "re-identification by faceres, or by dlib where no retry asked it) — two rates whose intervals "
+                  "overlap may not differ.", "",
+                  "| op | flip M→F (judge 2) | flip F→M (judge 2) | re-id rate (dlib) | re-id rate (faceres) |",
+                  "|---|---|---|---|---|"]
+        for name, s in ci:
+            nm, nf = s.get("n_male->female", s["n"] / 2), s.get("n_female->male", s["n"] / 2)
+            lines.append(f"| {name} | {w(s, 'flip2_male->female', nm)} | {w(s, 'flip2_female->male', nf)} | "
+                         f"{w(s, 'reid_rate', s['n'])} | {w(s, 'reid_rate_2', s['n'])} |")
     ja = res.get("judge_accuracy_on_originals") or {}
     if ja:
         lines += ["", "Judges on the untouched originals (the ceiling of a flip rate): " + ", ".join(
