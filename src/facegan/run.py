@@ -21,7 +21,8 @@ REPORT_FIELDS = ["file", "output", "status", "error", "face", "box", "score", "g
                  "p_female_before_1", "p_female_before_3", "age_before", "target", "gender_after", "p_female_after", "reads_as_target", "gender_judge",
                  "resnet_judge", "resnet_p_female_before", "resnet_p_female_after", "resnet_reads_as_target",
                  "judges_disagree_before", "unsure_source",
-                 "identity_similarity", "identity_distance", "same_person", "identity_judge", "model", "strength",
+                 "identity_similarity", "identity_distance", "same_person", "identity_judge",
+                 "identity_similarity_2", "same_person_2", "identity_judge_2", "model", "strength",
                  "strengths_tried", "reshape", "reshape_draws", "id_margin", "time_s"]
 
 

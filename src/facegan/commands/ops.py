@@ -71,6 +71,9 @@ def _proof_counts(report) -> dict:
     ident = [r for r in rows if isinstance(r.get("same_person"), bool)]
     if ident:
         out["still_same_person"] = sum(r["same_person"] for r in ident)
+    ident2 = [r for r in rows if isinstance(r.get("same_person_2"), bool)]
+    if ident2:  # faceres never steers the retries: the independent identity count
+        out["still_same_person_second_model"] = sum(r["same_person_2"] for r in ident2)
     return out
 
 

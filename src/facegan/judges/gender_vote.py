@@ -6,7 +6,8 @@ UTKFace ``train`` split), which therefore stays out of every decision. Averaging
 UTKFace ``train`` faces (the evaluation's ``test`` photos kept out): see ``VOTE_MEASURED``.
 
 Every judge here answers ``predict(rgb, dlib5, face)`` with ``gender``, ``p_female``, ``age`` and
-``judge`` (its name); the vote adds each member's own ``p_female_1`` / ``p_female_3``.
+``judge`` (its name); the vote adds each member's own ``p_female_1`` / ``p_female_3`` and faceres'
+identity descriptor of the same crop (``faceres_embedding``).
 """
 from __future__ import annotations
 
@@ -48,11 +49,12 @@ class GenderVote:
         if face is None:
             raise ValueError("the gender vote needs the detected face (faceres reads its aligned crop)")
         r = self.first.predict(rgb, dlib5)
-        _, p_male = self.faceres.predict_crops(align_face(rgb, face, "utkface", 128).crop[None])
+        emb, p_male = self.faceres.predict_crops(align_face(rgb, face, "utkface", 128).crop[None])
         p1, p3 = float(r["p_female"]), 1.0 - float(p_male[0])
         pf = (p1 + p3) / 2
+        # the descriptor comes with the gender head: the ops' identity proof by faceres reuses it
         return {"gender": "female" if pf >= 0.5 else "male", "p_female": pf, "age": r["age"],
-                "judge": self.name, "p_female_1": p1, "p_female_3": p3}
+                "judge": self.name, "p_female_1": p1, "p_female_3": p3, "faceres_embedding": emb[0]}
 
 
 def get_op_gender_judge(kind: str = "auto"):

