@@ -213,3 +213,17 @@ def test_test_rest_split_leaves_out_the_evaluation_photos(tmp_path):
     assert len(evaluated) == 200 and len(rest) == 40
     assert not evaluated & {lab.path.name for lab in rest}
     assert all(lab.split == "test" for lab in rest)
+
+
+def test_summary_counts_faces_the_fallback_blurred():
+    from facegan.evaluate.harness import markdown, summarize
+
+    rows = [{"source": "male", "target": "female", "flipped": True, "identity_similarity": 0.5, "same_person": False,
+             "landmark_shift": 0.01, "time_s": 0.1, "n_faces": 1, **({"fallback": True} if i < 1 else {})}
+            for i in range(4)]
+    s = summarize(rows)
+    assert s["fallback_share"] == 0.25
+    assert "fallback_share" not in summarize(rows[1:])
+    md = markdown({"data": {"folder": "x", "split": "test", "n_with_face": 4, "n_images": 4},
+                   "judges": {"gender": "j1", "identity": "dlib"}, "ops": {"anonymize_fallbackblur": s}})
+    assert "Blurred by the fallback" in md and "25.0% of faces" in md

@@ -576,3 +576,40 @@ def test_anonymize_identity_margin(use_tiny, fixtures_dir, monkeypatch, margin, 
 
     opt = {o.name: o for o in get_op("anonymize").options}["id_margin"]
     assert opt.default == 0.15 and opt.bounds == (0.0, 0.4)
+
+
+def test_anonymize_fallback_blurs_faces_still_recognised(use_tiny, fixtures_dir, monkeypatch):
+    from facegan.errors import ConfigError
+    from facegan.ops import get_op, swap_gender
+
+    rgb = read_image(fixtures_dir / "happy1.jpg")
+    _use_judge(monkeypatch, lambda: _SureJudge(rgb, 0.05, 0.99))
+    same = {"answer": True}
+
+    class Fixed:  # the real descriptors; the verdict set by the test
+        ident = swap_gender._identity()
+        name = "fixed"
+        embed = staticmethod(ident.embed)
+        similarity = staticmethod(ident.similarity)
+
+        @staticmethod
+        def same_person(a, b, margin=0.0):
+            return same["answer"]
+
+    monkeypatch.setattr(swap_gender, "_identity", lambda: Fixed)
+    kw = dict(op="anonymize", strength=1.0, max_strength=1.0, seed=2, verify=False)
+    plain = swap_gender.transform_genders(rgb, **kw)
+    blurred = swap_gender.transform_genders(rgb, fallback="blur", **kw)
+    assert "fallback" not in plain.faces[0] and blurred.faces[0]["fallback"] == "blur"
+    # the blurred face has far less detail than the translated one
+    import cv2
+
+    b = [int(v) for v in plain.faces[0]["box"]]
+    sharp = lambda im: cv2.Laplacian(cv2.cvtColor(im[b[1]:b[3], b[0]:b[2]], cv2.COLOR_RGB2GRAY), cv2.CV_64F).var()
+    assert sharp(blurred.image) < 0.2 * sharp(plain.image)
+    same["answer"] = False  # no longer recognised: nothing to fall back on
+    assert np.array_equal(swap_gender.transform_genders(rgb, fallback="blur", **kw).image, plain.image)
+    with pytest.raises(ConfigError, match="fallback"):
+        swap_gender.transform_genders(rgb, fallback="pixelate", **kw)
+    opt = {o.name: o for o in get_op("anonymize").options}["fallback"]
+    assert opt.default == "none" and opt.choices == ("none", "blur")

@@ -180,6 +180,8 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
                     row["op_target"] = mine["target"]
                 if mine is not None and mine.get("gender_judge"):
                     row["op_gender_judge"] = mine["gender_judge"]
+                if any(x.get("fallback") for x in res.faces):  # anonymize --fallback: blurred, not translated only
+                    row["fallback"] = True
                 changed = [x for x in res.faces if x.get("status") == "changed"]
                 if changed:  # the strength each face ended at, and whether verification made it retry
                     row["strength"] = float(np.mean([x["strength"] for x in changed]))
@@ -357,6 +359,8 @@ def summarize(rows: list[dict]) -> dict:
             s["op_gender_judge"] = " / ".join(judges)
         if any("left_unchanged" in r for r in ok):
             s["left_unchanged"] = int(sum(bool(r.get("left_unchanged")) for r in ok))
+        if any(r.get("fallback") for r in ok):
+            s["fallback_share"] = float(np.mean([bool(r.get("fallback")) for r in ok]))
         st = [r for r in ok if "strength" in r]
         if st:
             s["strength_mean"] = float(np.mean([r["strength"] for r in st]))
@@ -456,6 +460,10 @@ def markdown(res: dict) -> str:
                   "dlib are not independent — judge 2 and faceres' identity model are): " + ", ".join(
                       f"{n} {100 * s['escalated_share']:.1f}% of changed faces (mean strength {s['strength_mean']:.2f})"
                       for n, s in esc.items()) + "."]
+    fb = {n: s["fallback_share"] for n, s in ops.items() if s.get("fallback_share")}
+    if fb:
+        lines += ["", "Blurred by the fallback (still recognised by dlib after the strongest try): " + ", ".join(
+            f"{n} {100 * v:.1f}% of faces" for n, v in fb.items()) + "."]
     opj = {n: s["op_gender_judge"] for n, s in ops.items() if s.get("op_gender_judge")}
     if opj:
         lines += ["", "The op's gender judge (it picks each face's direction, which faces to leave alone and which to "

@@ -101,14 +101,9 @@ def _apply(rgb: np.ndarray, faces: list[Face], transform, name: str, **report) -
     return out, rows
 
 
-def blur(rgb: np.ndarray, strength: float = 1.0, detector: str = "centerface", min_face: int = 24) -> OpResult:
-    """Gaussian blur of each face region; sigma = strength x 8 % of the face region's width."""
-    if strength < 0:
-        from ..errors import ConfigError
-
-        raise ConfigError("blur: strength must be >= 0")
-    t0 = time.perf_counter()
-    faces = _faces_or_raise(rgb, detector, min_face)
+def blur_faces(rgb: np.ndarray, faces: list[Face], strength: float = 1.0) -> tuple[np.ndarray, list[dict]]:
+    """The blur baseline's blur of the given faces' regions (also ``anonymize --fallback blur``):
+    (new photo, one report row per face)."""
 
     def tf(img, roi, size):
         sigma = max(strength * 0.08 * size, 0.0)
@@ -122,7 +117,18 @@ def blur(rgb: np.ndarray, strength: float = 1.0, detector: str = "centerface", m
         big = cv2.GaussianBlur(img[Y0:Y1, X0:X1], (0, 0), sigma, borderType=cv2.BORDER_REFLECT101)
         return big[y0 - Y0:y1 - Y0, x0 - X0:x1 - X0], {"sigma_px": round(sigma, 1)}
 
-    out, rows = _apply(rgb, faces, tf, "blurred")
+    return _apply(rgb, faces, tf, "blurred")
+
+
+def blur(rgb: np.ndarray, strength: float = 1.0, detector: str = "centerface", min_face: int = 24) -> OpResult:
+    """Gaussian blur of each face region; sigma = strength x 8 % of the face region's width."""
+    if strength < 0:
+        from ..errors import ConfigError
+
+        raise ConfigError("blur: strength must be >= 0")
+    t0 = time.perf_counter()
+    faces = _faces_or_raise(rgb, detector, min_face)
+    out, rows = blur_faces(rgb, faces, strength)
     return OpResult(image=out, faces=rows, synthetic=False,
                     info={"operation": "blur", "strength": strength, "faces": len(rows),
                           "time_s": round(time.perf_counter() - t0, 3)})

