@@ -430,6 +430,7 @@ register_op(Operation(
                       "strongest change is blurred like the blur baseline (its row says fallback: blur); none: "
                       "report it and leave it")),
     examples=("facegan anonymize photos/ -o anon/",
-              "facegan anonymize photo.jpg -o anon/ --reshape 0  # gender swap only, no proportion change"),
+              "facegan anonymize photo.jpg -o anon/ --reshape 0  # gender swap only, no proportion change",
+              "facegan anonymize photos/ -o anon/ --fallback blur  # blur faces still recognised at the end"),
     available=translator_available, check=_check,
 ))
