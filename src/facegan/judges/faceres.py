@@ -227,7 +227,7 @@ def export_onnx(folder: str | Path, atol: float = 1e-4) -> Path:
 
     with warnings.catch_warnings():  # the tracer's notes on the graph interpreter's shape arithmetic
         warnings.simplefilter("ignore")
-        torch.onnx.export(_OnnxWrapper(model), (x,), str(part), input_names=["crops"],
+        torch.onnx.export(model, (x,), str(part), input_names=["crops"],
                           output_names=["embedding", "gender"],
                           dynamic_axes={"crops": {0: "n"}, "embedding": {0: "n"}, "gender": {0: "n"}},
                           opset_version=17, dynamo=False)
@@ -243,17 +243,6 @@ def export_onnx(folder: str | Path, atol: float = 1e-4) -> Path:
     (folder / ONNX_META).write_text(json.dumps({"source_sha256": FILES, "sha256": sha256_file(folder / ONNX_FILE),
                                                 "max_abs_diff_vs_torch": diff, "torch": torch.__version__}, indent=1))
     return folder / ONNX_FILE
-
-
-class _OnnxWrapper(torch.nn.Module):
-    """The part ONNX Runtime runs: 224 px crops in [-1, 1] -> (descriptors, P(male))."""
-
-    def __init__(self, model: FaceResIdentity):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return self.model(x)
 
 
 def _onnx_session(folder: Path):

@@ -157,6 +157,10 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
     from ..faces.detect import detect_faces
     from ..judges.gender_vote import get_op_gender_judge
 
+    if fallback not in ("none", "blur"):  # refused before any work is done
+        from ..errors import ConfigError
+
+        raise ConfigError(f"fallback must be 'none' or 'blur', not {fallback!r}")
     t_start = time.perf_counter()
     faces = [f for f in detect_faces(rgb, detector) if min(f.width, f.height) >= min_face]
     if not faces:
@@ -254,10 +258,6 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
             out, _ = blur_faces(out, [p[0] for p in still], FALLBACK_BLUR)
             for p in still:
                 p[4]["fallback"] = "blur"
-    elif fallback not in ("none", "blur"):
-        from ..errors import ConfigError
-
-        raise ConfigError(f"fallback must be 'none' or 'blur', not {fallback!r}")
     if verify:
         ident = _identity()
         rj = _resnet_judge()
