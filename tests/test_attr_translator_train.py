@@ -172,3 +172,56 @@ def test_lambda_idt_keeps_a_face_already_in_the_target_domain(tmp_path):
             same = [g(x[i:i + 1], "female" if d["gender"][i] else "male") for i in range(8)]
         change[w] = float(torch.cat(same).sub(x).abs().mean())
     assert change[50.0] < 0.7 * change[0.0], change
+
+
+def test_one_direction_adapter_moves_only_that_targets_affines(tmp_path):
+    """source_domains [female] + train_only affines:male: after a fine-tune every weight of G is as
+    loaded except the "male" rows of the per-domain norm affines (so men -> women is unchanged), those
+    rows did move, and D still saw real men (its male map was trained on real faces)."""
+    from safetensors.torch import load_file
+
+    _cache(tmp_path / "c.npz")
+    at.train(_cfg(tmp_path, 2))
+    src = tmp_path / "run"
+    cfg = _cfg(tmp_path, 4)
+    cfg.out_dir, cfg.init_from, cfg.lr = str(tmp_path / "ad"), str(src / "last"), 1e-2
+    cfg.source_domains, cfg.train_only = ["female"], "affines:male"
+    seen = []
+    orig = at.Data.batch
+
+    def spy(self, n, flip=True, only=None):
+        x, y = orig(self, n, flip, only)
+        seen.append(set(y.tolist()))
+        return x, y
+
+    at.Data.batch = spy
+    try:
+        at.train(cfg)
+    finally:
+        at.Data.batch = orig
+    assert {1} in seen and {0} in seen  # women for G, real men for D and the classifier
+    assert "training only affines:male" in (tmp_path / "ad" / "train.log").read_text()
+    # the adapter starts from the loaded EMA weights (what ships) and the EMA of it moves the same rows
+    for name in ("G", "G_ema"):
+        a = load_file(str(src / "last" / "G_ema.safetensors"))
+        b = load_file(str(tmp_path / "ad" / "last" / f"{name}.safetensors"))
+        moved = [k for k in a if not torch.equal(a[k], b[k])]
+        assert moved and all(k.endswith((".weight", ".bias")) and a[k].dim() == 2 for k in moved), moved
+        for k in moved:  # DomainNorm2d rows: 0 male (moves), 1 female (exactly as loaded)
+            assert torch.equal(a[k][1], b[k][1]) and not torch.equal(a[k][0], b[k][0])
+
+
+def test_adapter_and_source_options_are_checked(tmp_path):
+    import pytest
+
+    from facegan.errors import ConfigError
+
+    _cache(tmp_path / "c.npz")
+    for key, val, msg in (("train_only", "convs:male", "expected 'affines:<domain>'"),
+                          ("train_only", "affines:robot", "not one of the domains"),
+                          ("source_domains", ["robot"], "not one of the domains")):
+        cfg = _cfg(tmp_path, 1)
+        cfg.out_dir = str(tmp_path / key)
+        setattr(cfg, key, val)
+        with pytest.raises(ConfigError, match=msg):
+            at.train(cfg)

@@ -290,7 +290,7 @@ class _Tr:
     def __init__(self, default=1.0, maximum=None):
         self.d, self.m = default, maximum
 
-    def default_strength(self, op):
+    def default_strength(self, op, target=None):
         return self.d
 
     def max_strength(self, op):
@@ -310,6 +310,36 @@ def test_strength_ladder():
         strength_ladder(_Tr(), "swap-gender", 2.0, 1.0)
     with pytest.raises(ConfigError, match="between"):
         strength_ladder(_Tr(), "swap-gender", 1.0, 9.0)
+
+
+def test_a_manifest_may_start_one_direction_stronger():
+    """``default_strength`` "swap-gender:male": faces changed towards male start there, the rest at the
+    op's default; both escalate to the same max; an explicit strength is still exact for both."""
+    from facegan.ops.swap_gender import strength_ladder
+    from facegan.ops.translator_model import _Defaults
+
+    d = _Defaults({"default_strength": {"swap-gender": 1.0, "swap-gender:male": 1.15, "anonymize": 1.25},
+                   "max_strength": {"swap-gender": 1.5}})
+    assert d.direction_strengths("swap-gender") == {"male": 1.15} and d.direction_strengths("anonymize") == {}
+    assert strength_ladder(d, "swap-gender", None, None, target="male") == [1.15, 1.4, 1.5]
+    assert strength_ladder(d, "swap-gender", None, None, target="female") == [1.0, 1.25, 1.5]
+    assert strength_ladder(d, "anonymize", None, None, target="male") == [1.25]  # other ops: their own default
+    assert strength_ladder(d, "swap-gender", 0.8, None, target="male") == [0.8]
+
+
+@pytest.mark.parametrize("flips", [True, False])
+def test_transform_uses_the_direction_ladder(use_tiny, fixtures_dir, monkeypatch, flips):
+    from facegan.ops.swap_gender import transform_genders
+    from facegan.ops.translator_model import get_translator
+
+    rgb = read_image(fixtures_dir / "happy1.jpg")
+    _use_judge(monkeypatch, lambda: _Judge(rgb, flips))  # reads the original as male: target female
+    tr = get_translator()
+    monkeypatch.setattr(tr, "default_strengths", {"swap-gender": 0.5, "swap-gender:female": 0.75})
+    monkeypatch.setattr(tr, "max_strengths", {"swap-gender": 1.0})
+    row = transform_genders(rgb).faces[0]
+    assert row["target"] == "female"
+    assert row["strengths_tried"] == ([0.75] if flips else [0.75, 1.0])
 
 
 def _use_judge(monkeypatch, factory):
@@ -613,3 +643,37 @@ def test_anonymize_fallback_blurs_faces_still_recognised(use_tiny, fixtures_dir,
         swap_gender.transform_genders(rgb, fallback="pixelate", **kw)
     opt = {o.name: o for o in get_op("anonymize").options}["fallback"]
     assert opt.default == "none" and opt.choices == ("none", "blur")
+
+
+def test_a_model_folder_in_the_shipped_layout_loads_from_a_path(tiny_model, tmp_path, fixtures_dir, monkeypatch):
+    """manifest.json + model.safetensors (what ``scripts/ship_translator.py`` writes) loads from any path,
+    with its own defaults (here one direction set apart); a replaced weights file is refused."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from facegan.errors import ModelError
+    from facegan.ops.swap_gender import transform_genders
+    from facegan.ops.translator_model import get_translator
+    from facegan.weights import sha256_file
+
+    d = tmp_path / "m"
+    d.mkdir()
+    sd = {k: v.half().contiguous() for k, v in load_file(str(tiny_model / "G_ema.safetensors")).items()}
+    save_file(sd, str(d / "model.safetensors"))
+    man = {"name": "tiny", "class": "ResidualTranslator", "domains": ["male", "female"], "ngf": 8, "n_blocks": 1,
+           "size": 128, "template": "utkface", "default_strength": {"swap-gender": 0.5, "swap-gender:female": 0.75},
+           "max_strength": {"swap-gender": 0.75}, "sha256": sha256_file(d / "model.safetensors")}
+    (d / "manifest.json").write_text(json.dumps(man))
+    tr = get_translator(str(d))
+    assert tr.source == str(d) and tr.default_strength("swap-gender", "female") == 0.75
+    rgb = read_image(fixtures_dir / "happy1.jpg")
+    _use_judge(monkeypatch, lambda: _Judge(rgb, True))
+    monkeypatch.setenv("FACEGAN_GENDER_MODEL", str(d))
+    assert transform_genders(rgb).faces[0]["strengths_tried"] == [0.75]
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "manifest.json").write_text(json.dumps(man))
+    save_file({k: v * 2 for k, v in sd.items()}, str(bad / "model.safetensors"))
+    with pytest.raises(ModelError, match="sha256 mismatch"):
+        get_translator(str(bad))

@@ -91,17 +91,19 @@ def _resnet_judge():
 
 
 def strength_ladder(tr, op: str, strength: float | None, max_strength: float | None,
-                    step: float = STRENGTH_STEP) -> list[float]:
-    """The strengths a face may be given, weakest first: the first is applied to every face, the
-    next ones only to faces the verification still finds unchanged (see ``transform_genders``).
+                    step: float = STRENGTH_STEP, target: str | None = None) -> list[float]:
+    """The strengths a face changed towards ``target`` may be given, weakest first: the first is
+    applied to every such face, the next ones only to faces the verification still finds unchanged
+    (see ``transform_genders``).
 
-    Neither given: the model's defaults for ``op`` (manifest ``default_strength`` up to
-    ``max_strength``). Only ``strength``: exactly that (no escalation). ``max_strength``: escalate up
-    to it from ``strength`` (or from the model's default, capped at ``max_strength``)."""
+    Neither given: the model's defaults for ``op`` (manifest ``default_strength``, which may set a
+    direction apart, e.g. ``swap-gender:male``, up to ``max_strength``). Only ``strength``: exactly
+    that (no escalation). ``max_strength``: escalate up to it from ``strength`` (or from the model's
+    default, capped at ``max_strength``)."""
     from ..errors import ConfigError
 
     if strength is None:
-        strength = tr.default_strength(op)
+        strength = tr.default_strength(op, target)
         if max_strength is None:
             max_strength = tr.max_strength(op)
         strength = min(strength, max_strength)
@@ -166,7 +168,8 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
     if not faces:
         raise NoFaceError("no face found in the image")
     tr = get_translator(model, op=op)
-    ladder = strength_ladder(tr, op, strength, max_strength)
+    # one ladder per direction: the model may start one direction stronger (manifest "swap-gender:male")
+    ladders = {t: strength_ladder(tr, op, strength, max_strength, target=t) for t in tr.domains}
     judge = get_op_gender_judge(gender_judge)
     keep_p, check_p = getattr(judge, "keep_p", KEEP_P), getattr(judge, "check_p", CHECK_P)
     plans = []
@@ -182,7 +185,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         row = {"face": i, "box": [round(float(v), 1) for v in f.box], "score": round(float(f.score), 3),
                "gender_before": src, "p_female_before": round(before["p_female"], 4),
                "age_before": round(before["age"], 1), "gender_judge": judge.name, "target": target,
-               "model": tr.name, "strength": ladder[0]}
+               "model": tr.name, "strength": ladders[target][0]}
         if "p_female_3" in before:  # the vote: each member's reading too
             row["p_female_before_1"], row["p_female_before_3"] = round(before["p_female_1"], 4), round(before["p_female_3"], 4)
         if to != "opposite" and p_target(before, target) >= keep_p:
@@ -201,12 +204,16 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
     rng = np.random.default_rng(seed)
     warps = _plan_warps(rgb, todo, reshape, rng) if reshape > 0 else {}
 
-    def translate(group, s):
-        for p, crop in zip(group, tr.translate(np.stack([p[2].crop for p in group]), [p[3] for p in group], s)):
-            new[id(p)] = crop
-            p[4]["strength"] = s
-            p[4].setdefault("strengths_tried", []).append(s)
-            p[4]["status"] = "changed"
+    def translate(group, level):  # each face at its direction's strength of that level, one batch per strength
+        by_s: dict = {}
+        for p in group:
+            by_s.setdefault(ladders[p[3]][level], []).append(p)
+        for s, g in by_s.items():
+            for p, crop in zip(g, tr.translate(np.stack([p[2].crop for p in g]), [p[3] for p in g], s)):
+                new[id(p)] = crop
+                p[4]["strength"] = s
+                p[4].setdefault("strengths_tried", []).append(s)
+                p[4]["status"] = "changed"
 
     def compose():
         o = rgb.copy()
@@ -226,9 +233,10 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         return e0[id(f)]
 
     if todo:
-        translate(todo, ladder[0])  # every face that needs it, in one batch
+        translate(todo, 0)  # every face that needs it
         out = compose()
-        ident = _identity() if op == "anonymize" and len(ladder) > 1 else None
+        levels = max(len(v) for v in ladders.values())
+        ident = _identity() if op == "anonymize" and levels > 1 else None
         if ident is not None and id_margin:
             for p in todo:
                 p[4]["id_margin"] = id_margin
@@ -237,9 +245,10 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
             # (with a margin: is not yet that much further away than the model's threshold)
             return ident.same_person(original(ident, p[0]), ident.embed(o, p[0]), margin=id_margin)
 
-        for s in ladder[1:]:
-            unflipped = [p for p in todo if p_target(judge.predict(out, p[1], p[0]), p[3]) < check_p]
-            matched = [p for p in todo if ident is not None and p not in unflipped and still_matched(p, out)]
+        for level in range(1, levels):
+            todo_l = [p for p in todo if len(ladders[p[3]]) > level]  # a direction may have fewer steps
+            unflipped = [p for p in todo_l if p_target(judge.predict(out, p[1], p[0]), p[3]) < check_p]
+            matched = [p for p in todo_l if ident is not None and p not in unflipped and still_matched(p, out)]
             if matched and warps and RESHAPE_DRAWS > 1:  # other random reshapes before a stronger change
                 matched = _redraw_warps(rgb, matched, warps, reshape, rng, compose, still_matched)
                 out = compose()
@@ -247,7 +256,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
             matched = [p for p in matched if not p[4].get("unsure_source")]
             if not unflipped and not matched:
                 break
-            translate(unflipped + matched, s)
+            translate(unflipped + matched, level)
             out = compose()
     if todo and fallback == "blur":
         from .baselines import blur_faces
@@ -350,11 +359,12 @@ def _anonymize(rgb, strength=None, max_strength=None, reshape=ANONYMIZE_RESHAPE,
 
 
 def _strength_help(op: str) -> str:
-    from .translator_model import shipped_default_strength
+    from .translator_model import shipped_default_strength, shipped_direction_strengths
 
     d = shipped_default_strength(op)
+    dirs = "".join(f"; towards {t}: {v:g}" for t, v in sorted(shipped_direction_strengths(op).items()))
     return (f"scale of the model's change (0 = none, 1 = as trained, at most {STRENGTH_BOUNDS[1]:g}); default: the model's own, "
-            "chosen on held-out photos" + (f" (shipped model: {d:g})" if d is not None else ""))
+            "chosen on held-out photos" + (f" (shipped model: {d:g}{dirs})" if d is not None else ""))
 
 
 def _max_strength_help(op: str) -> str:

@@ -15,7 +15,7 @@ from ..errors import ModelError
 SHIPPED = "gender-translator"
 # an op may have its own shipped model (used when installed, else SHIPPED)
 SHIPPED_FOR_OP = {"anonymize": "gender-anonymizer"}
-ENV = "FACEGAN_GENDER_MODEL"  # a checkpoint folder that replaces the shipped model(s) of every op
+ENV = "FACEGAN_GENDER_MODEL"  # a model or checkpoint folder that replaces the shipped model(s) of every op
 BACKEND_ENV = "FACEGAN_TRANSLATOR_BACKEND"  # torch | onnx (ONNX Runtime; default) | auto
 BACKENDS = ("torch", "onnx", "auto")
 DEFAULT_BACKEND = "onnx"
@@ -61,9 +61,16 @@ class _Defaults:
         self.default_strengths = {k: float(v) for k, v in (spec.get("default_strength") or {}).items()}
         self.max_strengths = {k: float(v) for k, v in (spec.get("max_strength") or {}).items()}
 
-    def default_strength(self, op: str = "swap-gender") -> float:
-        """The scale of the change ``op`` applies when the user gives none (1.0 unless the model says)."""
+    def default_strength(self, op: str = "swap-gender", target: str | None = None) -> float:
+        """The scale of the change ``op`` applies when the user gives none (1.0 unless the model says).
+        A manifest may set one direction apart (``"swap-gender:male"``: faces changed towards male)."""
+        if target is not None and f"{op}:{target}" in self.default_strengths:
+            return self.default_strengths[f"{op}:{target}"]
         return self.default_strengths.get(op, self.default_strengths.get("swap-gender", 1.0))
+
+    def direction_strengths(self, op: str = "swap-gender") -> dict[str, float]:
+        """The per-direction defaults of ``op`` the manifest sets apart (target -> strength)."""
+        return {k.split(":", 1)[1]: v for k, v in self.default_strengths.items() if k.startswith(f"{op}:")}
 
     def max_strength(self, op: str = "swap-gender") -> float:
         """The strongest change ``op`` may escalate a face to when it fails verification and the user
@@ -235,22 +242,34 @@ def shipped_name(op: str = "swap-gender") -> str:
     return own if own and available(own) else SHIPPED
 
 
-def shipped_default_strength(op: str = "swap-gender", key: str = "default_strength") -> float | None:
+def shipped_default_strength(op: str = "swap-gender", key: str = "default_strength",
+                             target: str | None = None) -> float | None:
     """The default strength (``key="max_strength"``: the escalation limit) recorded in the shipped
-    manifest ``op`` runs (None when not installed)."""
+    manifest ``op`` runs, for faces changed towards ``target`` (None when not installed)."""
+    d = _shipped_defaults(op)
+    if d is None:
+        return None
+    return d.max_strength(op) if key == "max_strength" else d.default_strength(op, target)
+
+
+def _shipped_defaults(op: str) -> "_Defaults | None":
     from ..weights import model_dir
 
     mf = model_dir(shipped_name(op)) / "manifest.json"
-    if not mf.exists():
-        return None
-    d = _Defaults(json.loads(mf.read_text()))
-    return d.max_strength(op) if key == "max_strength" else d.default_strength(op)
+    return _Defaults(json.loads(mf.read_text())) if mf.exists() else None
+
+
+def shipped_direction_strengths(op: str = "swap-gender") -> dict[str, float]:
+    """The shipped manifest's per-direction defaults for ``op`` (target -> strength; {} when none)."""
+    d = _shipped_defaults(op)
+    return d.direction_strengths(op) if d is not None else {}
 
 
 def get_translator(path: str | None = None, backend: str | None = None,
                    op: str = "swap-gender") -> AttrTranslator | PairedTranslator:
-    """The translator at ``path`` (an attr-translator checkpoint folder, or a folder of per-direction
-    generators, see :class:`PairedTranslator`), else $FACEGAN_GENDER_MODEL, else the shipped one for
+    """The translator at ``path`` (a model folder in the shipped layout — ``manifest.json`` +
+    ``model.safetensors``, its defaults included —, an attr-translator checkpoint folder, or a folder of
+    per-direction generators, see :class:`PairedTranslator`), else $FACEGAN_GENDER_MODEL, else the shipped one for
     ``op`` (see ``shipped_name``)."""
     return _get_translator(path or os.environ.get(ENV) or None,
                            (backend or os.environ.get(BACKEND_ENV) or DEFAULT_BACKEND).lower(),
@@ -260,12 +279,20 @@ def get_translator(path: str | None = None, backend: str | None = None,
 @lru_cache(maxsize=4)
 def _get_translator(path: str | None, backend: str, shipped: str = SHIPPED) -> AttrTranslator:
     if path:
+        from ..weights import is_model_folder, load_model_folder
+
         p = Path(path)
         if _is_paired(p):
             return PairedTranslator(p, backend)
+        if is_model_folder(p):  # the shipped layout (e.g. a copy of the shipped model with other defaults)
+            sd, manifest = load_model_folder(p)
+            if manifest.get("class", "ResidualTranslator") != "ResidualTranslator" or "domains" not in manifest:
+                raise ModelError(f"{p}: manifest.json describes no ResidualTranslator (class {manifest.get('class')!r})")
+            return AttrTranslator(sd, manifest, str(p), backend)
         if not (p / "meta.json").exists():
-            raise ModelError(f"{p} is not a facegan translator checkpoint folder (no meta.json), nor a folder "
-                             f"of per-direction generators (male-to-female/, female-to-male/)")
+            raise ModelError(f"{p} is not a facegan translator checkpoint folder (no meta.json), a model folder "
+                             f"(manifest.json + model.safetensors), nor a folder of per-direction generators "
+                             f"(male-to-female/, female-to-male/)")
         return _from_checkpoint(p, backend)
     from ..weights import load_shipped
 

@@ -84,6 +84,12 @@ class AttrTranslatorConfig:
     #                    larger discriminator next to the fine-tuned generator)
     d_warmup: int = 0  # discriminator-only steps before the generator moves (a fresh D first learns what
     #                    the starting generator's edits look like)
+    source_domains: list = field(default_factory=list)  # generator batches only from these source domains
+    #                    (e.g. [female]: train one direction only); D and the online classifier still see
+    #                    real faces of every target domain
+    train_only: str = ""  # "affines:<domain>": train only that target domain's rows of the per-domain norm
+    #                    affines (an adapter of a few thousand numbers; every other weight, and so every
+    #                    other direction's output, stays exactly as loaded)
     init_from: str = ""  # a checkpoint folder (e.g. runs/gender-translator/last) to fine-tune from: its
     #                       weights (G, D, G_ema and the online classifier), fresh optimisers and schedule
     ckpt_every: int = 100
@@ -117,9 +123,10 @@ class Data:
         self.test_idx = [np.where(te & (self.label == k))[0] for k in range(len(cfg.domains))]
         self.rng = np.random.default_rng(cfg.seed)
 
-    def batch(self, n: int, flip: bool = True):
-        per = [n // len(self.train_idx) + (1 if i < n % len(self.train_idx) else 0) for i in range(len(self.train_idx))]
-        idx = np.concatenate([self.rng.choice(ix, k) for ix, k in zip(self.train_idx, per)])
+    def batch(self, n: int, flip: bool = True, only: list[int] | None = None):
+        doms = list(range(len(self.train_idx))) if not only else list(only)
+        per = [n // len(doms) + (1 if i < n % len(doms) else 0) for i in range(len(doms))]
+        idx = np.concatenate([self.rng.choice(self.train_idx[d], k) for d, k in zip(doms, per)])
         x = self.crops[idx]
         if flip:
             f = self.rng.random(len(idx)) < 0.5
@@ -225,6 +232,41 @@ def teacher_loss(p_male: torch.Tensor, target: torch.Tensor, margin: float) -> t
     outputs it already reads as the target with cross-entropy below ``margin``."""
     p_target = torch.where(target == 0, p_male, 1 - p_male).clamp_min(1e-6)
     return F.relu(-torch.log(p_target) - margin).mean()
+
+
+def _domain_indices(cfg: AttrTranslatorConfig, names, key: str) -> list[int]:
+    from ..errors import ConfigError
+
+    out = []
+    for n in names or []:
+        if n not in cfg.domains:
+            raise ConfigError(f"{key}: {n!r} is not one of the domains {list(cfg.domains)}")
+        out.append(list(cfg.domains).index(n))
+    if len(out) == len(cfg.domains):
+        return []  # every domain: no restriction
+    return out
+
+
+def _freeze_but_affines(G: torch.nn.Module, cfg: AttrTranslatorConfig) -> None:
+    """``train_only: affines:<domain>``: every weight of G frozen except that domain's rows of the
+    per-domain norm affines (the other rows get their gradient zeroed, so Adam never moves them)."""
+    from ..errors import ConfigError
+    from ..nets.blocks import DomainNorm2d
+
+    kind, _, dom = cfg.train_only.partition(":")
+    if kind != "affines" or not dom:
+        raise ConfigError(f"train_only: {cfg.train_only!r}; expected 'affines:<domain>', e.g. affines:male")
+    k = _domain_indices(cfg, [dom], "train_only")
+    k = k[0] if k else list(cfg.domains).index(dom)
+    for p in G.parameters():
+        p.requires_grad_(False)
+    keep = torch.zeros(len(cfg.domains), 1)
+    keep[k] = 1.0
+    for m in G.modules():
+        if isinstance(m, DomainNorm2d):
+            for p in (m.weight, m.bias):
+                p.requires_grad_(True)
+                p.register_hook(lambda g, keep=keep: g * keep)
 
 
 def edit_mask_tensor(kind: str, size: int) -> torch.Tensor | None:
@@ -368,6 +410,17 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
                 if (init / f"{k}.safetensors").exists() and k not in cfg.init_fresh}
         load_checkpoint(init, mods)
         log(f"initialised {', '.join(mods)} from {init} (step {json.loads((init / 'meta.json').read_text()).get('step')})")
+        if cfg.train_only and "G_ema" in mods:  # an adapter starts from the weights that are shipped (the
+            G.load_state_dict(ema.model.state_dict())  # EMA's); else the EMA would drift the frozen ones
+            log("adapter: G starts from the loaded G_ema")
+    src_only = _domain_indices(cfg, cfg.source_domains, "source_domains")
+    # D (and the online classifier) must still see real faces of the targets: one direction's sources
+    # alone would teach D that every face of the target domain is fake
+    real_only = [k for k in range(nd) if k not in src_only] or None if src_only else None
+    if cfg.train_only:
+        _freeze_but_affines(G, cfg)
+        log(f"training only {cfg.train_only}: {sum(int(p.requires_grad) * p.numel() for p in G.parameters()) // nd} "
+            "numbers can move")
     id_net = None
     if cfg.lambda_id > 0 or cfg.lambda_teacher > 0:
         from ..judges.faceres import FaceResIdentity
@@ -412,11 +465,12 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
             g["lr"] = cfg.lr
         ld = 0.0
         for i in range(cfg.d_warmup):
-            x, y = data.batch(cfg.batch)
+            x, y = data.batch(cfg.batch, only=src_only)
             t = targets(y)
             with torch.no_grad():
                 fake = Gm(x, t)
-            v = d_step(x, y, t, fake).item()
+            xr, yr = (x, y) if real_only is None else data.batch(cfg.batch, only=real_only)
+            v = d_step(xr, yr, t, fake).item()
             ld = 0.9 * ld + 0.1 * v if i else v
             if (i + 1) % 20 == 0 or i + 1 == cfg.d_warmup:
                 log(f"D warm-up {i + 1}/{cfg.d_warmup} d {ld:.3f}")
@@ -428,11 +482,12 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
             for g in o.param_groups:
                 g["lr"] = lr_at(step) * g.get("mult", 1.0)
         G.train()
-        x, y = data.batch(cfg.batch)
+        x, y = data.batch(cfg.batch, only=src_only)
         t = targets(y)
         fake = Gm(x, t)
+        xr, yr = (x, y) if real_only is None else data.batch(cfg.batch, only=real_only)
         # --- D
-        loss_d = d_step(x, y, t, fake)
+        loss_d = d_step(xr, yr, t, fake)
         # --- G
         d_out = Dm(fake, t)
         loss_adv = F.mse_loss(d_out, torch.ones_like(d_out))
@@ -468,8 +523,9 @@ def train(cfg: AttrTranslatorConfig, max_minutes: float | None = None) -> dict:
             for p in C.parameters():
                 p.requires_grad_(True)
             C.train()
-            both = torch.cat([x, fake.detach()])  # one batch: BatchNorm sees real and fake together
-            lc = F.cross_entropy(C(_cls_input(both, cfg)), torch.cat([y, y]), label_smoothing=0.05)
+            both = torch.cat([x, fake.detach()] + ([xr] if real_only is not None else []))  # one batch:
+            labels = torch.cat([y, y] + ([yr] if real_only is not None else []))  # BN sees real and fake
+            lc = F.cross_entropy(C(_cls_input(both, cfg)), labels, label_smoothing=0.05)
             optC.zero_grad(set_to_none=True)
             lc.backward()
             optC.step()

@@ -17,6 +17,7 @@ class EMA:
     @torch.no_grad()
     def update(self, model: torch.nn.Module):
         for e, p in zip(self.model.parameters(), model.parameters()):
-            e.mul_(self.decay).add_(p.detach(), alpha=1 - self.decay)
+            # lerp: e + (1 - decay) * (p - e), exact where p == e (frozen weights cannot drift by rounding)
+            e.lerp_(p.detach(), 1 - self.decay)
         for e, b in zip(self.model.buffers(), model.buffers()):
             e.copy_(b)
