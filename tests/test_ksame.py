@@ -1,0 +1,65 @@
+"""k-Same blending (facegan.faces.ksame): the shipped bank, the change it computes and anonymize --ksame."""
+import cv2
+import numpy as np
+import pytest
+
+from facegan.io import read_image
+
+
+def test_shipped_bank_holds_no_photo_and_loads():
+    from facegan.faces.ksame import LOW, SHIPPED, get_bank
+    from facegan.weights import model_dir
+
+    bank = get_bank()
+    assert bank.groups == ["male", "female"] and bank.low == LOW
+    assert bank.basis.shape == (128, LOW * LOW * 3) and bank.codes.shape[1] == 128
+    assert set(np.unique(bank.labels)) == {0, 1} and len(bank.labels) == len(bank.codes) > 4000
+    assert (model_dir(SHIPPED) / "MODEL_CARD.md").exists()
+
+
+def test_change_moves_towards_the_target_groups_mean_and_keeps_the_mean_colour():
+    from facegan.faces.ksame import _ellipse_low, face_vectors, get_bank
+
+    bank = get_bank()
+    rng = np.random.default_rng(0)
+    crop = (rng.random((128, 128, 3)) * 60 + 100).astype(np.uint8)
+    ch = bank.change(crop, "female", k=8)
+    assert ch.shape == (128, 128, 3) and ch.dtype == np.float32
+    m = _ellipse_low()
+    outside = (face_vectors(crop[None])[0].reshape(32, 32, 3) == 0).all(-1) & (m[..., 0] == 0)
+    assert outside.any()
+    # inside the face ellipse the change has (almost) no mean colour: the skin tone stays
+    low = cv2.resize(ch, (32, 32), interpolation=cv2.INTER_AREA)
+    mean_shift = np.abs((low * m).sum((0, 1)) / m.sum())
+    assert (mean_shift < 3.0).all(), mean_shift
+    # alpha 1 lands nearer the neighbours' mean than the crop was (in the bank's face vectors)
+    out = bank.apply(crop, ch, 1.0)
+    v0, v1 = face_vectors(crop[None])[0], face_vectors(out[None])[0]
+    q = (v0 - bank.mean) @ bank.basis.T
+    pool = bank.codes[bank.labels == 1]
+    target = bank.mean + pool[np.argsort(((pool - q) ** 2).sum(1))[:8]].mean(0) @ bank.basis
+    assert np.linalg.norm(v1 - target) < 0.5 * np.linalg.norm(v0 - target)
+    assert np.array_equal(bank.apply(crop, ch, 0.0), crop)
+    with pytest.raises(ValueError, match="no group"):
+        bank.change(crop, "robot")
+
+
+def test_anonymize_ksame_changes_more_and_says_so(fixtures_dir, monkeypatch, tiny_model):
+    from facegan.errors import ConfigError
+    from facegan.ops import swap_gender
+
+    monkeypatch.setenv("FACEGAN_GENDER_MODEL", str(tiny_model))
+    rgb = read_image(fixtures_dir / "happy1.jpg")
+    kw = dict(op="anonymize", strength=1.0, seed=3, reshape=0.0, verify=False)
+    plain = swap_gender.transform_genders(rgb, ksame=0.0, **kw)
+    ks = swap_gender.transform_genders(rgb, ksame=1.5, **kw)
+    assert "ksame" not in plain.faces[0] and ks.faces[0]["ksame"] == 1.5
+    # anonymize's default is k-Same at ANONYMIZE_KSAME; swap-gender's is none
+    assert swap_gender.transform_genders(rgb, **kw).faces[0]["ksame"] == swap_gender.ANONYMIZE_KSAME > 0
+    assert "ksame" not in swap_gender.transform_genders(rgb, strength=1.0, verify=False).faces[0]
+    d_plain = np.abs(plain.image.astype(int) - rgb).mean()
+    d_ks = np.abs(ks.image.astype(int) - rgb).mean()
+    assert d_ks > d_plain + 0.2, (d_plain, d_ks)
+    assert np.array_equal(ks.image[:5], rgb[:5])  # the change stays on the face (paste-back's ellipse)
+    with pytest.raises(ConfigError, match="ksame must be between"):
+        swap_gender.transform_genders(rgb, ksame=3.0, **kw)
