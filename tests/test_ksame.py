@@ -53,9 +53,11 @@ def test_anonymize_ksame_changes_more_and_says_so(fixtures_dir, monkeypatch, tin
     kw = dict(op="anonymize", strength=1.0, seed=3, reshape=0.0, verify=False)
     plain = swap_gender.transform_genders(rgb, ksame=0.0, **kw)
     ks = swap_gender.transform_genders(rgb, ksame=1.5, **kw)
-    assert "ksame" not in plain.faces[0] and ks.faces[0]["ksame"] == 1.5
-    # anonymize's default is k-Same at ANONYMIZE_KSAME; swap-gender's is none
-    assert swap_gender.transform_genders(rgb, **kw).faces[0]["ksame"] == swap_gender.ANONYMIZE_KSAME > 0
+    # no retries here (an explicit strength): every face keeps the light start, KSAME_START of the factor
+    assert "ksame" not in plain.faces[0] and ks.faces[0]["ksame"] == 1.5 * swap_gender.KSAME_START
+    # anonymize's default is k-Same (ANONYMIZE_KSAME); swap-gender's is none
+    assert swap_gender.transform_genders(rgb, **kw).faces[0]["ksame"] == (
+        swap_gender.ANONYMIZE_KSAME * swap_gender.KSAME_START) > 0
     assert "ksame" not in swap_gender.transform_genders(rgb, strength=1.0, verify=False).faces[0]
     d_plain = np.abs(plain.image.astype(int) - rgb).mean()
     d_ks = np.abs(ks.image.astype(int) - rgb).mean()
@@ -63,3 +65,47 @@ def test_anonymize_ksame_changes_more_and_says_so(fixtures_dir, monkeypatch, tin
     assert np.array_equal(ks.image[:5], rgb[:5])  # the change stays on the face (paste-back's ellipse)
     with pytest.raises(ConfigError, match="ksame must be between"):
         swap_gender.transform_genders(rgb, ksame=3.0, **kw)
+
+
+def test_a_face_still_matched_gets_the_full_blend_before_a_stronger_change(fixtures_dir, monkeypatch, tiny_model):
+    """anonymize starts k-Same at KSAME_START of the factor; a face the identity model still matches gets
+    the full factor first, and only if it is still matched a stronger translation."""
+    from facegan.ops import swap_gender
+
+    monkeypatch.setenv("FACEGAN_GENDER_MODEL", str(tiny_model))
+    monkeypatch.setattr(swap_gender, "RESHAPE_DRAWS", 1)
+    rgb = read_image(fixtures_dir / "happy1.jpg")
+    ident = swap_gender._identity()
+    answers = []
+
+    class Scripted:  # the real descriptors, verdicts from the test
+        name = ident.name
+        embed = staticmethod(ident.embed)
+        similarity = staticmethod(ident.similarity)
+
+        @staticmethod
+        def same_person(a, b, margin=0.0):
+            return answers.pop(0) if answers else False
+
+    monkeypatch.setattr(swap_gender, "_identity", lambda: Scripted)
+    from facegan.judges import agegender, faceres
+
+    class Sure:
+        name = "sure"
+
+        def predict(self, img, d5, face=None):
+            changed = not np.array_equal(img, rgb)
+            return {"gender": "female" if changed else "male", "p_female": 0.99 if changed else 0.01, "age": 30.0}
+
+    monkeypatch.setattr(agegender, "get_age_gender", lambda: Sure())
+    monkeypatch.setattr(faceres, "available", lambda: False)
+    kw = dict(op="anonymize", strength=1.0, max_strength=1.5, reshape=0.0, verify=False, ksame=1.0)
+    answers[:] = [True, False]  # matched at the light blend, not after the full one
+    row = swap_gender.transform_genders(rgb, **kw).faces[0]
+    assert row["ksame"] == 1.0 and row["strengths_tried"] == [1.0]
+    answers[:] = [False]  # not matched at the light blend: it stays
+    row = swap_gender.transform_genders(rgb, **kw).faces[0]
+    assert row["ksame"] == swap_gender.KSAME_START and row["strengths_tried"] == [1.0]
+    answers[:] = [True, True]  # still matched after the full blend: a stronger translation too
+    row = swap_gender.transform_genders(rgb, **kw).faces[0]
+    assert row["ksame"] == 1.0 and row["strengths_tried"] == [1.0, 1.25]

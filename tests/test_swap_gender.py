@@ -400,22 +400,22 @@ def test_anonymize_redoes_faces_the_identity_model_still_matches(use_tiny, fixtu
 
     monkeypatch.setattr(swap_gender, "_identity", lambda: Strict)
     monkeypatch.setattr(swap_gender, "RESHAPE_DRAWS", 1)  # no other reshapes: straight to a stronger change
-    row = swap_gender.transform_genders(rgb, op="anonymize", strength=1.0, max_strength=2.0, verify=False).faces[0]
+    row = swap_gender.transform_genders(rgb, op="anonymize", strength=1.0, max_strength=2.0, verify=False, ksame=0.0).faces[0]
     assert row["strengths_tried"] == [1.0, 1.25, 1.5] and row["strength"] == 1.5
     # with other reshapes to try first, the third check (the second redraw) passes at the light strength
     calls.clear()
     monkeypatch.setattr(swap_gender, "RESHAPE_DRAWS", 4)
-    res = swap_gender.transform_genders(rgb, op="anonymize", strength=1.0, max_strength=2.0, verify=False, seed=3)
+    res = swap_gender.transform_genders(rgb, op="anonymize", strength=1.0, max_strength=2.0, verify=False, seed=3, ksame=0.0)
     row = res.faces[0]
     assert row["strengths_tried"] == [1.0] and row["reshape_draws"] == 3 and len(calls) == 3
     # the kept draw is in the output: it differs from the first draw's output, and is reproducible
     calls.clear()
     monkeypatch.setattr(swap_gender, "RESHAPE_DRAWS", 1)
-    first = swap_gender.transform_genders(rgb, op="anonymize", strength=1.0, max_strength=1.0, verify=False, seed=3)
+    first = swap_gender.transform_genders(rgb, op="anonymize", strength=1.0, max_strength=1.0, verify=False, seed=3, ksame=0.0)
     assert not np.array_equal(first.image, res.image)
     calls.clear()
     monkeypatch.setattr(swap_gender, "RESHAPE_DRAWS", 4)
-    again = swap_gender.transform_genders(rgb, op="anonymize", strength=1.0, max_strength=2.0, verify=False, seed=3)
+    again = swap_gender.transform_genders(rgb, op="anonymize", strength=1.0, max_strength=2.0, verify=False, seed=3, ksame=0.0)
     assert np.array_equal(again.image, res.image)
     # swap-gender does not ask the identity model: the gender flip alone ends the retries
     calls.clear()

@@ -32,8 +32,10 @@ ANONYMIZE_RESHAPE = 0.08  # anonymize's default proportion change (faces/reshape
 # / 167 / 179): the identity model that does not steer the retries is the one that drops.
 ANONYMIZE_ID_MARGIN = 0.15
 # anonymize's default k-Same factor (faces/ksame.py): chosen 2026-12-02 on the 196 `test-rest` photos
-# (faceres re-identified 36.7% without, 5.1% at 1, 1.5% at 1.25; KID 214 / 179 -> 335 / 365 / 357 / 383)
+# (faceres re-identified 36.7% without, 5.1% at 1, 1.5% at 1.25; KID 214 / 179 -> 335 / 365 / 357 / 383;
+# starting each face at half of it, KSAME_START: 6.1%, KID 312 / 318)
 ANONYMIZE_KSAME = 1.0
+KSAME_START = 0.5  # anonymize starts each face at this fraction of --ksame (the full factor if still matched)
 KSAME_MAX = 2.0  # anonymize --ksame: the largest factor accepted
 FALLBACK_BLUR = 1.0  # anonymize --fallback blur: the blur baseline's default strength (sigma 8% of the face width)
 # How sure the op's gender judge must be (its probability of the target gender). Fixed before measuring
@@ -145,7 +147,9 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
 
     ``ksame`` > 0 (None: ``ANONYMIZE_KSAME`` for ``anonymize``, 0 for ``swap-gender``): each changed face's low-frequency appearance is also moved towards the mean of its
     ``KSAME_K`` nearest training faces of the target gender, by this factor (:mod:`facegan.faces.ksame`; 1 = to
-    their mean, above 1 past it), on top of the translator's change.
+    their mean, above 1 past it), on top of the translator's change. Each face starts at ``KSAME_START``
+    of the factor; one the identity model still matches (``anonymize``) gets the full factor before
+    other reshapes or a stronger translation (its row's ``ksame`` says which it got).
 
     ``fallback`` "blur": a changed face the identity model still calls the original person (dlib's own
     0.6 rule) after the strongest try is blurred like the ``blur`` baseline (``fallback`` in its row):
@@ -213,13 +217,15 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
     todo = [p for p in plans if "status" not in p[4]]
     new: dict = {}  # id(plan) -> translated crop at the plan's current strength
     ks: dict = {}  # id(plan) -> the k-Same change of its crop (alpha 1)
+    raw: dict = {}  # id(plan) -> the translated crop before k-Same
     if ksame > 0 and todo:
         from ..faces.ksame import get_bank
 
         bank = get_bank()
         for p in todo:
             ks[id(p)] = bank.change(p[2].crop, p[3])
-            p[4]["ksame"] = float(ksame)
+            # a light blend first; a face the identity model still matches gets the full one (below)
+            p[4]["ksame"] = round(float(ksame) * KSAME_START, 4)
     if reshape is None:
         reshape = ANONYMIZE_RESHAPE if op == "anonymize" else 0.0
     if id_margin is None:
@@ -233,7 +239,8 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
             by_s.setdefault(ladders[p[3]][level], []).append(p)
         for s, g in by_s.items():
             for p, crop in zip(g, tr.translate(np.stack([p[2].crop for p in g]), [p[3] for p in g], s)):
-                new[id(p)] = bank.apply(crop, ks[id(p)], ksame) if id(p) in ks else crop
+                raw[id(p)] = crop
+                new[id(p)] = bank.apply(crop, ks[id(p)], p[4]["ksame"]) if id(p) in ks else crop
                 p[4]["strength"] = s
                 p[4].setdefault("strengths_tried", []).append(s)
                 p[4]["status"] = "changed"
@@ -272,6 +279,13 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
             todo_l = [p for p in todo if len(ladders[p[3]]) > level]  # a direction may have fewer steps
             unflipped = [p for p in todo_l if p_target(judge.predict(out, p[1], p[0]), p[3]) < check_p]
             matched = [p for p in todo_l if ident is not None and p not in unflipped and still_matched(p, out)]
+            up = [p for p in matched if id(p) in ks and p[4]["ksame"] < ksame]
+            if up:  # k-Same in full before other reshapes or a stronger change
+                for p in up:
+                    p[4]["ksame"] = float(ksame)
+                    new[id(p)] = bank.apply(raw[id(p)], ks[id(p)], ksame)
+                out = compose()
+                matched = [p for p in matched if p not in up or still_matched(p, out)]
             if matched and warps and RESHAPE_DRAWS > 1:  # other random reshapes before a stronger change
                 matched = _redraw_warps(rgb, matched, warps, reshape, rng, compose, still_matched)
                 out = compose()
