@@ -24,20 +24,21 @@ LOW = 32  # px: the scale the change lives at
 K = 12  # neighbours averaged
 
 
-def _ellipse_low(size: int = 128, low: int = LOW) -> np.ndarray:
-    from .align import crop_mask
-    from .templates import get_template
-
-    m = crop_mask(get_template("utkface"), size, "ellipse")
-    return cv2.resize(m.astype(np.float32), (low, low), interpolation=cv2.INTER_AREA)[..., None]
-
-
 @lru_cache(maxsize=2)
-def _taper(size: int) -> np.ndarray:
+def _ellipse(size: int) -> np.ndarray:
+    """The ``utkface`` template's feathered face ellipse at ``size`` px, float32 (size, size)."""
     from .align import crop_mask
     from .templates import get_template
 
-    return (crop_mask(get_template("utkface"), size, "ellipse").astype(np.float32) ** 2)[..., None]
+    return crop_mask(get_template("utkface"), size, "ellipse").astype(np.float32)
+
+
+def _ellipse_low(size: int = 128, low: int = LOW) -> np.ndarray:
+    return cv2.resize(_ellipse(size), (low, low), interpolation=cv2.INTER_AREA)[..., None]
+
+
+def _taper(size: int) -> np.ndarray:
+    return (_ellipse(size) ** 2)[..., None]
 
 
 def face_vectors(crops: np.ndarray, low: int = LOW) -> np.ndarray:
@@ -74,7 +75,6 @@ class KSameBank:
         self.groups = list(manifest.get("groups", ["male", "female"]))
         self.low = int(manifest.get("low", LOW))
         self.name = manifest.get("name", SHIPPED)
-        self._m = None
 
     def change(self, crop: np.ndarray, target: str, k: int = K) -> np.ndarray:
         """The (128, 128, 3) float32 change at alpha 1 for the aligned ``crop`` (uint8 RGB) towards the

@@ -256,8 +256,8 @@ def _freeze_but_affines(G: torch.nn.Module, cfg: AttrTranslatorConfig) -> None:
     kind, _, dom = cfg.train_only.partition(":")
     if kind != "affines" or not dom:
         raise ConfigError(f"train_only: {cfg.train_only!r}; expected 'affines:<domain>', e.g. affines:male")
-    k = _domain_indices(cfg, [dom], "train_only")
-    k = k[0] if k else list(cfg.domains).index(dom)
+    _domain_indices(cfg, [dom], "train_only")  # refuses an unknown domain
+    k = list(cfg.domains).index(dom)
     for p in G.parameters():
         p.requires_grad_(False)
     keep = torch.zeros(len(cfg.domains), 1)
