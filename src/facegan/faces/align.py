@@ -107,8 +107,8 @@ def paste_back(full: np.ndarray, aligned: AlignedFace, new_crop: np.ndarray, mas
     inv_roi[:, 2] -= (x0, y0)
     roi_size = (x1 - x0, y1 - y0)
     wm = cv2.warpAffine(m, inv_roi, roi_size, flags=cv2.INTER_LINEAR, borderValue=0)[..., None]
-    out = full.astype(np.float32).copy()
-    roi = out[y0:y1, x0:x1]
+    # only the box is converted to float and back: pixels outside it are returned unchanged
+    roi = full[y0:y1, x0:x1].astype(np.float32)
     if mode == "replace":
         wc = cv2.warpAffine(new_crop.astype(np.float32), inv_roi, roi_size, flags=cv2.INTER_CUBIC,
                             borderMode=cv2.BORDER_REFLECT101)
@@ -122,4 +122,10 @@ def paste_back(full: np.ndarray, aligned: AlignedFace, new_crop: np.ndarray, mas
         roi[:] = roi + wd * wm
     else:
         raise ValueError(f"unknown paste mode {mode!r}")
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8) if full.dtype == np.uint8 else out
+    if full.dtype == np.uint8:
+        out = full.copy()
+        out[y0:y1, x0:x1] = np.clip(roi + 0.5, 0, 255).astype(np.uint8)
+    else:
+        out = full.astype(np.float32)  # always a copy
+        out[y0:y1, x0:x1] = roi
+    return out

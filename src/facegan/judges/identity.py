@@ -1,6 +1,8 @@
 """Identity embeddings: dlib's ResNet face-recognition model (``dlib_face_recognition_resnet_model_v1``,
 CC0, shipped in ``face_recognition_models``). 128-d descriptors computed on a 150x150 dlib face chip
-(padding 0.25) cut from dlib's 5-point landmarks.
+(padding 0.25) cut from dlib's 5-point landmarks. The network runs in PyTorch by default (the same
+weights and arithmetic, :mod:`facegan.judges.dlib_torch`: ~6 ms a chip instead of dlib's ~73 ms, checked
+against dlib at load); ``FACEGAN_IDENTITY_BACKEND=dlib`` keeps dlib's own.
 
 Two ways to compare descriptors, both reported:
 - ``distance`` (Euclidean): the model's own rule is *same person when < 0.6* (dlib reports 99.38%
@@ -12,6 +14,7 @@ Two ways to compare descriptors, both reported:
 """
 from __future__ import annotations
 
+import os
 import threading
 from functools import lru_cache
 
@@ -44,9 +47,35 @@ class IdentityJudge:
         from ..faces.detect import _dlib_models
 
         self._dlib = dlib
-        self.model = dlib.face_recognition_model_v1(
-            _dlib_models().face_recognition_model_location())
+        path = _dlib_models().face_recognition_model_location()
+        self.model = dlib.face_recognition_model_v1(path)
         self._lock = threading.Lock()
+        self.net = None  # the same network run by PyTorch (12x faster), when it checks out
+        self.backend = "dlib"
+        if os.environ.get("FACEGAN_IDENTITY_BACKEND", "auto") != "dlib":
+            self._use_torch(path)
+
+    def _use_torch(self, path) -> None:
+        """Runs dlib's network in PyTorch (:mod:`facegan.judges.dlib_torch`) if it gives dlib's own
+        descriptors on a test chip (to 1e-4); otherwise dlib stays."""
+        from .dlib_torch import load_net
+
+        net = load_net(path)
+        if net is None:
+            return
+        chip = _test_chip()
+        want = np.asarray(self.model.compute_face_descriptor(chip), np.float32)
+        got = self._run(net, [chip])[0]
+        if float(np.abs(got - want).max()) < 1e-4:
+            self.net, self.backend = net, "torch"
+
+    @staticmethod
+    def _run(net, chips) -> np.ndarray:
+        import torch
+
+        x = torch.from_numpy(np.stack(chips)).permute(0, 3, 1, 2).float()
+        with torch.no_grad():
+            return net(x).numpy().astype(np.float32)
 
     # -- chips -------------------------------------------------------------------------------
     def dlib5_of(self, rgb: np.ndarray, face: Face | np.ndarray) -> np.ndarray:
@@ -75,6 +104,8 @@ class IdentityJudge:
         chips = [np.ascontiguousarray(c) for c in chips]
         if not chips:
             return np.zeros((0, self.dim), np.float32)
+        if self.net is not None:
+            return self._run(self.net, chips)
         with self._lock:
             d = self.model.compute_face_descriptor(chips)
         return np.asarray([np.asarray(x) for x in d], np.float32)
@@ -118,6 +149,14 @@ class IdentityJudge:
         return {"identity_similarity": round(self.similarity(e1, e2), 4),
                 "identity_distance": round(d, 4), "same_person": bool(d < self.threshold),
                 "identity_threshold": self.threshold, "identity_judge": self.name}
+
+
+def _test_chip() -> np.ndarray:
+    """A fixed 150 px test image (smooth colour ramps plus seeded noise) for the backend check."""
+    y, x = np.mgrid[0:CHIP_SIZE, 0:CHIP_SIZE] / CHIP_SIZE
+    base = np.stack([x, y, (x + y) / 2], -1) * 200 + 20
+    noise = np.random.default_rng(150).normal(0, 25, base.shape)
+    return np.clip(base + noise, 0, 255).astype(np.uint8)
 
 
 @lru_cache(maxsize=1)

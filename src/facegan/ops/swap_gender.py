@@ -48,7 +48,7 @@ CHECK_P = 0.75  # a changed face passes the check when its output reads as the t
 # anonymize: a face the identity model still matches first gets other random reshapes (this many draws
 # in all, per strength) and only then a stronger change; chosen on held-out photos (2026-12-02: 4 draws
 # took the faces redone at the then strongest 1.75 from 44 to 24 of 200 at the same re-identification by
-# faceres; each extra draw costs an identity embedding, ~0.1 s)
+# faceres; each extra draw costs an identity embedding, ~10 ms with the PyTorch backend)
 RESHAPE_DRAWS = 4
 
 
@@ -262,6 +262,28 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
             e0[id(f)] = ident.embed(rgb, f)
         return e0[id(f)]
 
+    # the gender reading and identity descriptor of each face in the current output, computed once:
+    # the last check of the retry loop and the report read the same (unchanged) output image
+    seen: dict = {"img": None}
+
+    def _of(o) -> dict:
+        if seen["img"] is not o:  # a new output (compose and blur return new arrays, never edit one)
+            seen.clear()
+            seen["img"] = o
+        return seen
+
+    def judged(o, f, d5):
+        m = _of(o)
+        if ("judge", id(f)) not in m:
+            m[("judge", id(f))] = judge.predict(o, d5, f)
+        return m[("judge", id(f))]
+
+    def embedded(ident, o, f):
+        m = _of(o)
+        if (ident.name, id(f)) not in m:
+            m[(ident.name, id(f))] = ident.embed(o, f)
+        return m[(ident.name, id(f))]
+
     if todo:
         translate(todo, 0)  # every face that needs it
         out = compose()
@@ -273,11 +295,11 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
 
         def still_matched(p, o):  # the identity model still calls face p in photo o the original person
             # (with a margin: is not yet that much further away than the model's threshold)
-            return ident.same_person(original(ident, p[0]), ident.embed(o, p[0]), margin=id_margin)
+            return ident.same_person(original(ident, p[0]), embedded(ident, o, p[0]), margin=id_margin)
 
         for level in range(1, levels):
             todo_l = [p for p in todo if len(ladders[p[3]]) > level]  # a direction may have fewer steps
-            unflipped = [p for p in todo_l if p_target(judge.predict(out, p[1], p[0]), p[3]) < check_p]
+            unflipped = [p for p in todo_l if p_target(judged(out, p[0], p[1]), p[3]) < check_p]
             matched = [p for p in todo_l if ident is not None and p not in unflipped and still_matched(p, out)]
             up = [p for p in matched if id(p) in ks and p[4]["ksame"] < ksame]
             if up:  # k-Same in full before other reshapes or a stronger change
@@ -299,7 +321,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         from .baselines import blur_faces
 
         fid = _identity()
-        still = [p for p in todo if fid.same_person(original(fid, p[0]), fid.embed(out, p[0]))]
+        still = [p for p in todo if fid.same_person(original(fid, p[0]), embedded(fid, out, p[0]))]
         if still:
             out, _ = blur_faces(out, [p[0] for p in still], FALLBACK_BLUR)
             for p in still:
@@ -309,7 +331,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         rj = _resnet_judge()
         fr = _second_identity()
         for f, d5, al, target, row, t0 in plans:
-            after = judge.predict(out, d5, f)
+            after = judged(out, f, d5)
             row["gender_after"] = after["gender"]
             row["p_female_after"] = round(after["p_female"], 4)
             row["reads_as_target"] = after["gender"] == target
@@ -325,7 +347,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                 # original, the face may have been pushed the wrong way (or left alone wrongly): check it
                 row["judges_disagree_before"] = bool((pf[0] >= 0.5) != (row["gender_before"] == "female"))
             if ident is not None:
-                a, b = original(ident, f), ident.embed(out, f)
+                a, b = original(ident, f), embedded(ident, out, f)
                 row["identity_similarity"] = round(float(ident.similarity(a, b)), 4)
                 row["identity_distance"] = round(float(np.linalg.norm(a - b)), 4)
                 row["same_person"] = bool(ident.same_person(a, b))
