@@ -227,3 +227,29 @@ def test_summary_counts_faces_the_fallback_blurred():
     md = markdown({"data": {"folder": "x", "split": "test", "n_with_face": 4, "n_images": 4},
                    "judges": {"gender": "j1", "identity": "dlib"}, "ops": {"anonymize_fallbackblur": s}})
     assert "Blurred by the fallback" in md and "25.0% of faces" in md
+
+
+def test_realism_in_two_spaces(fixtures_dir, tmp_path):
+    """With two faces a gender the report gives KID in dlib's identity space and in judge 2's appearance
+    features, for the outputs and for doing nothing."""
+    d = tmp_path / "utk"
+    d.mkdir()
+    from PIL import Image
+
+    for p in (fixtures_dir / "utk_test").glob("*.png"):  # the folder scan reads JPEGs
+        Image.open(p).convert("RGB").save(d / f"{p.stem}.jpg", quality=95)
+    out = tmp_path / "rep"
+    r = CliRunner().invoke(main, ["evaluate", str(d), "-o", str(out), "--n-per-gender", "2", "-q", "--split", "all",
+                                  "--ops", "blur"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["data"]["n_with_face"] >= 4
+    s = m["ops"]["blur"]
+    for key in ("kid_male->female", "kid_female->male", "kid_j2_male->female", "kid_j2_female->male"):
+        assert np.isfinite(s[key]), key
+    assert set(m["kid_unchanged"]) == {"male->female", "female->male", "j2_male->female", "j2_female->male"}
+    assert "judge 2 features" in (out / "report.md").read_text()
+    from facegan.ops.swap_gender import _resnet_judge
+
+    f = _resnet_judge().features_crops(np.zeros((3, 128, 128, 3), np.uint8))
+    assert f.shape == (3, 512) and f.dtype == np.float32

@@ -67,16 +67,18 @@ def test_anonymize_ksame_changes_more_and_says_so(fixtures_dir, monkeypatch, tin
         swap_gender.transform_genders(rgb, ksame=3.0, **kw)
 
 
-def test_a_face_still_matched_gets_the_full_blend_before_a_stronger_change(fixtures_dir, monkeypatch, tiny_model):
-    """anonymize starts k-Same at KSAME_START of the factor; a face the identity model still matches gets
-    the full factor first, and only if it is still matched a stronger translation."""
+@pytest.fixture
+def scripted(fixtures_dir, monkeypatch, tiny_model):
+    """anonymize on a real photo with the tiny model, a gender judge that reads any changed photo as a
+    woman, and identity verdicts the test scripts (the real descriptors): returns (photo, verdicts)."""
+    from facegan.judges import agegender, faceres
     from facegan.ops import swap_gender
 
     monkeypatch.setenv("FACEGAN_GENDER_MODEL", str(tiny_model))
     monkeypatch.setattr(swap_gender, "RESHAPE_DRAWS", 1)
     rgb = read_image(fixtures_dir / "happy1.jpg")
     ident = swap_gender._identity()
-    answers = []
+    answers: list = []
 
     class Scripted:  # the real descriptors, verdicts from the test
         name = ident.name
@@ -87,9 +89,6 @@ def test_a_face_still_matched_gets_the_full_blend_before_a_stronger_change(fixtu
         def same_person(a, b, margin=0.0):
             return answers.pop(0) if answers else False
 
-    monkeypatch.setattr(swap_gender, "_identity", lambda: Scripted)
-    from facegan.judges import agegender, faceres
-
     class Sure:
         name = "sure"
 
@@ -97,15 +96,43 @@ def test_a_face_still_matched_gets_the_full_blend_before_a_stronger_change(fixtu
             changed = not np.array_equal(img, rgb)
             return {"gender": "female" if changed else "male", "p_female": 0.99 if changed else 0.01, "age": 30.0}
 
+    monkeypatch.setattr(swap_gender, "_identity", lambda: Scripted)
     monkeypatch.setattr(agegender, "get_age_gender", lambda: Sure())
     monkeypatch.setattr(faceres, "available", lambda: False)
-    kw = dict(op="anonymize", strength=1.0, max_strength=1.5, reshape=0.0, verify=False, ksame=1.0)
+    return rgb, answers
+
+
+ANON = dict(op="anonymize", strength=1.0, max_strength=1.5, reshape=0.0, verify=False, ksame=1.0)
+
+
+def test_a_face_still_matched_gets_the_full_blend_before_a_stronger_change(scripted):
+    """anonymize starts k-Same at KSAME_START of the factor; a face the identity model still matches gets
+    the full factor first, and only if it is still matched a stronger translation."""
+    from facegan.ops import swap_gender
+
+    rgb, answers = scripted
     answers[:] = [True, False]  # matched at the light blend, not after the full one
-    row = swap_gender.transform_genders(rgb, **kw).faces[0]
+    row = swap_gender.transform_genders(rgb, **ANON).faces[0]
     assert row["ksame"] == 1.0 and row["strengths_tried"] == [1.0]
     answers[:] = [False]  # not matched at the light blend: it stays
-    row = swap_gender.transform_genders(rgb, **kw).faces[0]
+    row = swap_gender.transform_genders(rgb, **ANON).faces[0]
     assert row["ksame"] == swap_gender.KSAME_START and row["strengths_tried"] == [1.0]
     answers[:] = [True, True]  # still matched after the full blend: a stronger translation too
-    row = swap_gender.transform_genders(rgb, **kw).faces[0]
+    row = swap_gender.transform_genders(rgb, **ANON).faces[0]
     assert row["ksame"] == 1.0 and row["strengths_tried"] == [1.0, 1.25]
+
+
+def test_ksame_steps_climb_one_at_a_time(scripted, monkeypatch):
+    """With a finer KSAME_STEPS ladder a still-matched face climbs it step by step and stops at the
+    first step the identity model no longer matches."""
+    from facegan.ops import swap_gender
+
+    monkeypatch.setattr(swap_gender, "KSAME_STEPS", (0.25, 0.5, 1.0))
+    assert [swap_gender._next_ksame(c, 1.2) for c in (0.3, 0.6, 1.2)] == [0.6, 1.2, 1.2]
+    rgb, answers = scripted
+    for verdicts, ksame, tried in (([False], 0.25, [1.0]), ([True, False], 0.5, [1.0]),
+                                   ([True, True, False], 1.0, [1.0]), ([True, True, True], 1.0, [1.0, 1.25])):
+        answers[:] = list(verdicts)
+        row = swap_gender.transform_genders(rgb, **ANON).faces[0]
+        assert row["ksame"] == ksame and row["strengths_tried"] == tried, (verdicts, row)
+        assert not answers  # every verdict was asked for

@@ -58,12 +58,14 @@ def _on_sphere(e: np.ndarray) -> np.ndarray:
     return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12) * np.sqrt(e.shape[1])
 
 
-def _realism(descriptors: list, ref: np.ndarray | None) -> float | None:
-    """KID of face descriptors against the reference faces (already on the sphere); None where either
-    side has fewer than two faces (KID is undefined there)."""
+def _realism(descriptors: list, ref: np.ndarray | None, sphere: bool = True) -> float | None:
+    """KID of face descriptors against the reference faces (already on the sphere when ``sphere``; raw
+    features otherwise, as KID uses a classifier's); None where either side has fewer than two faces
+    (KID is undefined there)."""
     if ref is None or len(ref) < 2 or len(descriptors) < 2:
         return None
-    return kid(_on_sphere(np.stack(descriptors)), ref)
+    x = np.stack(descriptors)
+    return kid(_on_sphere(x) if sphere else x, ref)
 
 
 def _landmark_shift(rgb_out: np.ndarray, face, d5_before: np.ndarray) -> float:
@@ -107,6 +109,7 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
     # originals, detected once and shared by every op (so each op sees the same faces)
     items = []
     acc: dict = {}
+    feats0: dict = {}  # id(item) -> judge 2's appearance features of the original face
     for lab in tqdm(labs, desc="prepare", disable=not progress):
         rgb = read_image(lab.path)
         faces = detect_faces(rgb)
@@ -129,6 +132,7 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
         if rj is not None:
             p2 = float(rj.predict_crops(crop0, "utkface")["p_female"][0])
             acc.setdefault(("judge_2", src), []).append((p2 >= 0.5) == (src == "female"))
+            feats0[id(items[-1])] = rj.features_crops(crop0)[0]
     results["data"]["n_with_face"] = len(items)
     # realism: how close the outputs' face descriptors (dlib) lie to real held-out faces of the target
     # gender (KID); "unchanged" = the untouched source faces against the same reference
@@ -141,12 +145,24 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
         v = _realism(by_gender.get(d.split("->")[0], []), real.get(d.split("->")[1]))
         if v is not None:
             results["kid_unchanged"][d] = v
+    # the same in judge 2's appearance features (a gender classifier's, not an identity model's: averaging
+    # identities does not move it the way it moves the identity space)
+    by_gender2: dict = {}
+    for it in items:
+        if id(it) in feats0:
+            by_gender2.setdefault("male" if it[0].gender == 0 else "female", []).append(feats0[id(it)])
+    real2 = {g: np.stack(e) for g, e in by_gender2.items()}
+    for d in ("male->female", "female->male"):
+        v = _realism(by_gender2.get(d.split("->")[0], []), real2.get(d.split("->")[1]), sphere=False)
+        if v is not None:
+            results["kid_unchanged"][f"j2_{d}"] = v
     results["judge_accuracy_on_originals"] = {f"{j} {g}": float(np.mean(v)) for (j, g), v in acc.items()}
     labels = [_label(o) for o in ops]
     for op_name, label in zip(ops, labels):
         op, run_op = _resolve(op_name)
         rows = []
         outs: dict = {}  # direction -> output descriptors
+        outs2: dict = {}  # direction -> judge 2's appearance features of the outputs
         for k, (lab, rgb, f, d5, e0, fr0) in enumerate(tqdm(items, desc=op_name, disable=not progress)):
             src = "male" if lab.gender == 0 else "female"
             target = "female" if src == "male" else "male"
@@ -189,6 +205,7 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
             crop = align_face(out, f, "utkface", 128).crop[None] if rj is not None or fr is not None else None
             if rj is not None:
                 p2 = float(rj.predict_crops(crop, "utkface")["p_female"][0])
+                outs2.setdefault(f"{src}->{target}", []).append(rj.features_crops(crop)[0])
                 row["flipped_2"] = (p2 >= 0.5) == (target == "female")
                 if "op_target" in row:
                     row["reads_as_op_target_2"] = (p2 >= 0.5) == (row["op_target"] == "female")
@@ -205,6 +222,10 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
             v = _realism(e, real.get(d.split("->")[1]))
             if v is not None:
                 results["ops"][label][f"kid_{d}"] = v
+        for d, e in outs2.items():
+            v = _realism(e, real2.get(d.split("->")[1]), sphere=False)
+            if v is not None:
+                results["ops"][label][f"kid_j2_{d}"] = v
         name, model, options = _split_spec(op_name)
         if model:
             results["ops"][label]["model"] = model
@@ -431,14 +452,22 @@ def markdown(res: dict) -> str:
         def k(v):
             return "—" if v is None else f"{1000 * v:.1f}"
 
+        j2 = any("kid_j2_male->female" in s or "kid_j2_female->male" in s for s in ops.values())
         lines += ["", "Realism: KID (x1000) between the outputs' face descriptors (dlib) and real held-out faces of "
                   "the target gender; lower = closer to real faces of that gender. Doing nothing scores "
                   f"{k(ku.get('male->female'))} (M→F) / {k(ku.get('female->male'))} (F→M); about 0 is "
                   "indistinguishable from real faces of the target in this space (it sees faces as a face "
-                  "recogniser does: not every artefact moves it).", "",
-                  "| op | KID M→F | KID F→M |", "|---|---|---|"]
+                  "recogniser does: not every artefact moves it)."]
+        if j2:
+            lines += ["", "The last two columns: the same KID in judge 2's appearance features (the pooled 512-d "
+                      "features of the ResNet-18 gender judge: a classifier's space, not an identity model's, so "
+                      "an output that blends identities is not far from real faces for that alone). Doing "
+                      f"nothing scores {k(ku.get('j2_male->female'))} / {k(ku.get('j2_female->male'))} there."]
+        lines += ["", "| op | KID M→F | KID F→M |" + (" KID M→F (judge 2 features) | KID F→M (judge 2 features) |" if j2 else ""),
+                  "|---|---|---|" + ("---|---|" if j2 else "")]
         for name, s in ops.items():
-            lines.append(f"| {name} | {k(s.get('kid_male->female'))} | {k(s.get('kid_female->male'))} |")
+            extra = f" {k(s.get('kid_j2_male->female'))} | {k(s.get('kid_j2_female->male'))} |" if j2 else ""
+            lines.append(f"| {name} | {k(s.get('kid_male->female'))} | {k(s.get('kid_female->male'))} |" + extra)
     left = {n: s["left_unchanged"] for n, s in ops.items() if s.get("left_unchanged")}
     if left:
         from ..ops.swap_gender import KEEP_P, GenderVote

@@ -106,6 +106,18 @@ class GenderResNetJudge:
                 out.append(self.model(to_tensor(crops64[i:i + batch])).float().numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.labels)), np.float32)
 
+    def features_crops(self, crops: np.ndarray, batch: int = 256) -> np.ndarray:
+        """The network's pooled 512-d features (before its gender layer) for ``utkface`` crops (N, S, S, 3):
+        an appearance space for the evaluation's second realism score."""
+        import torch
+
+        x = resize_crops(crops, self.size)
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(x), batch):
+                out.append(self.model.features(to_tensor(x[i:i + batch])).float().numpy())
+        return np.concatenate(out) if out else np.zeros((0, 512), np.float32)
+
     def predict_crops(self, crops: np.ndarray, template: str = "utkface") -> dict:
         """P(female) for aligned crops (N, S, S, 3) uint8 RGB cut with the ``utkface`` template."""
         name = getattr(template, "name", template)

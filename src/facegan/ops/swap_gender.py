@@ -35,7 +35,10 @@ ANONYMIZE_ID_MARGIN = 0.15
 # (faceres re-identified 36.7% without, 5.1% at 1, 1.5% at 1.25; KID 214 / 179 -> 335 / 365 / 357 / 383;
 # starting each face at half of it, KSAME_START: 6.1%, KID 312 / 318)
 ANONYMIZE_KSAME = 1.0
-KSAME_START = 0.5  # anonymize starts each face at this fraction of --ksame (the full factor if still matched)
+# anonymize's k-Same steps, as fractions of --ksame: each face starts at the first, and one the identity
+# model still matches climbs them (to the full factor) before other reshapes or a stronger translation
+KSAME_STEPS = (0.5, 1.0)
+KSAME_START = KSAME_STEPS[0]
 KSAME_MAX = 2.0  # anonymize --ksame: the largest factor accepted
 FALLBACK_BLUR = 1.0  # anonymize --fallback blur: the blur baseline's default strength (sigma 8% of the face width)
 # How sure the op's gender judge must be (its probability of the target gender). Fixed before measuring
@@ -147,8 +150,8 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
 
     ``ksame`` > 0 (None: ``ANONYMIZE_KSAME`` for ``anonymize``, 0 for ``swap-gender``): each changed face's low-frequency appearance is also moved towards the mean of its
     ``KSAME_K`` nearest training faces of the target gender, by this factor (:mod:`facegan.faces.ksame`; 1 = to
-    their mean, above 1 past it), on top of the translator's change. Each face starts at ``KSAME_START``
-    of the factor; one the identity model still matches (``anonymize``) gets the full factor before
+    their mean, above 1 past it), on top of the translator's change. Each face starts at ``KSAME_STEPS[0]``
+    of the factor; one the identity model still matches (``anonymize``) climbs the steps to the full factor before
     other reshapes or a stronger translation (its row's ``ksame`` says which it got).
 
     ``fallback`` "blur": a changed face the identity model still calls the original person (dlib's own
@@ -224,8 +227,8 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         bank = get_bank()
         for p in todo:
             ks[id(p)] = bank.change(p[2].crop, p[3])
-            # a light blend first; a face the identity model still matches gets the full one (below)
-            p[4]["ksame"] = round(float(ksame) * KSAME_START, 4)
+            # a light blend first; a face the identity model still matches climbs KSAME_STEPS (below)
+            p[4]["ksame"] = round(float(ksame) * KSAME_STEPS[0], 4)
     if reshape is None:
         reshape = ANONYMIZE_RESHAPE if op == "anonymize" else 0.0
     if id_margin is None:
@@ -302,12 +305,13 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
             unflipped = [p for p in todo_l if p_target(judged(out, p[0], p[1]), p[3]) < check_p]
             matched = [p for p in todo_l if ident is not None and p not in unflipped and still_matched(p, out)]
             up = [p for p in matched if id(p) in ks and p[4]["ksame"] < ksame]
-            if up:  # k-Same in full before other reshapes or a stronger change
+            while up:  # k-Same's next step (up to the full factor) before other reshapes or a stronger change
                 for p in up:
-                    p[4]["ksame"] = float(ksame)
-                    new[id(p)] = bank.apply(raw[id(p)], ks[id(p)], ksame)
+                    p[4]["ksame"] = _next_ksame(p[4]["ksame"], ksame)
+                    new[id(p)] = bank.apply(raw[id(p)], ks[id(p)], p[4]["ksame"])
                 out = compose()
                 matched = [p for p in matched if p not in up or still_matched(p, out)]
+                up = [p for p in matched if id(p) in ks and p[4]["ksame"] < ksame]
             if matched and warps and RESHAPE_DRAWS > 1:  # other random reshapes before a stronger change
                 matched = _redraw_warps(rgb, matched, warps, reshape, rng, compose, still_matched)
                 out = compose()
@@ -366,6 +370,14 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
     return OpResult(image=out, faces=rows, synthetic=any(r["status"] == "changed" for r in rows),
                     info={"faces": len(rows), "time_s": round(time.perf_counter() - t_start, 3),
                           "model": tr.name, "model_source": tr.source})
+
+
+def _next_ksame(current: float, full: float) -> float:
+    """The k-Same factor after ``current`` on the ``KSAME_STEPS`` ladder of ``full``."""
+    for f in KSAME_STEPS:
+        if round(float(full) * f, 4) > current + 1e-9:
+            return round(float(full) * f, 4)
+    return float(full)
 
 
 def _plan_warps(rgb: np.ndarray, todo: list, magnitude: float, rng: np.random.Generator) -> dict:
