@@ -206,7 +206,7 @@ def test_shipped_translator_loads_and_matches_manifest():
     # the default scales chosen on the held-out evaluation travel with the model
     # (v3: fine-tuned at 2x v2's change, so its own 1 is the edit; anonymize goes a quarter further)
     assert tr.default_strength("swap-gender") == manifest["default_strength"]["swap-gender"] == 1.0
-    assert tr.default_strength("anonymize") == manifest["default_strength"]["anonymize"] == 1.25
+    assert tr.default_strength("anonymize") == manifest["default_strength"]["anonymize"] == 1.0
     assert tr.default_strength("unknown-op") == 1.0  # an op the manifest does not name: swap-gender's
     # faces that fail verification are redone up to these (chosen on the same held-out evaluation)
     assert tr.max_strength("swap-gender") == manifest["max_strength"]["swap-gender"] == 1.5
@@ -278,7 +278,7 @@ def test_an_op_runs_its_own_shipped_model_when_installed(monkeypatch):
     assert tm.shipped_name("swap-gender") == tm.SHIPPED
     # no anonymizer weights in the package: anonymize falls back to the gender translator
     assert tm.shipped_name("anonymize") == tm.SHIPPED
-    assert tm.shipped_default_strength("anonymize") == 1.25  # the translator manifest's anonymize default
+    assert tm.shipped_default_strength("anonymize") == 1.0  # the translator manifest's anonymize default
     assert tm.shipped_default_strength("anonymize", "max_strength") == 1.5
     real = weights.available
     monkeypatch.setattr(weights, "available", lambda n: n == tm.SHIPPED_FOR_OP["anonymize"] or real(n))

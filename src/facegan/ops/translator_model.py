@@ -94,7 +94,7 @@ class AttrTranslator(_Defaults):
         self.name = spec.get("name", SHIPPED)
         self.source = source
         # the scale of the trained change each op applies when the user gives none, chosen on held-out
-        # photos and recorded in the shipped manifest ({"swap-gender": 1.0, "anonymize": 1.25}; 1.0 = as trained)
+        # photos and recorded in the shipped manifest ({"swap-gender": 1.0, "swap-gender:male": 1.15, "anonymize": 1.0}; 1.0 = as trained)
         _Defaults.__init__(self, spec)
         self.net = ResidualTranslator(len(self.domains), int(spec.get("ngf", 32)), int(spec.get("n_blocks", 6)),
                                      lowpass=int(spec.get("lowpass", 1)),
