@@ -271,8 +271,9 @@ def main(argv=None) -> int:
     # recall by face size on the collages (eye distance bins)
     res = {
         "machine": machine(),
-        "note": "2 CPU cores shared with a GAN training running in the background; run under "
-                "nice -n 10, one thread per library. Latencies are wall-clock and noisy.",
+        "note": ("one thread per library; wall-clock latencies. " + (
+            f"Other work shared the CPU (load average {os.getloadavg()[0]:.2f} at the end): pessimistic, noisy numbers."
+            if os.getloadavg()[0] > 1.5 else "Nothing else heavy ran beside it.")),
         "stages": {k: stats(v) for k, v in T.items() if v},
         "detection": {n: {s: {"hits": v[0], "false_positives": v[1], "faces": v[2],
                               "recall": round(v[0] / v[2], 3) if v[2] else None}
