@@ -677,3 +677,26 @@ def test_a_model_folder_in_the_shipped_layout_loads_from_a_path(tiny_model, tmp_
     save_file({k: v * 2 for k, v in sd.items()}, str(bad / "model.safetensors"))
     with pytest.raises(ModelError, match="sha256 mismatch"):
         get_translator(str(bad))
+
+
+def test_chroma_scales_only_the_colour_of_the_change():
+    """chroma 1 returns the changed crop, 0 keeps the face's own colours (CIELAB a*/b*) with the lightness
+    change in full, and the ops refuse a value outside [0, 1]."""
+    import cv2
+
+    from facegan.errors import ConfigError
+    from facegan.ops import swap_gender
+
+    rng = np.random.default_rng(0)
+    before = rng.integers(40, 215, (64, 64, 3)).astype(np.uint8)
+    after = np.clip(before.astype(int) + rng.integers(-30, 30, before.shape), 0, 255).astype(np.uint8)
+    assert swap_gender.chroma_scaled(before, after, 1.0) is after
+    lab = lambda x: cv2.cvtColor(x.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)  # noqa: E731
+    zero, half = swap_gender.chroma_scaled(before, after, 0.0), swap_gender.chroma_scaled(before, after, 0.5)
+    lb, la, l0, lh = lab(before), lab(after), lab(zero), lab(half)
+    assert np.abs(l0[..., 1:] - lb[..., 1:]).mean() < 0.6 < np.abs(la[..., 1:] - lb[..., 1:]).mean()
+    assert np.abs(l0[..., 0] - la[..., 0]).mean() < 0.6  # lightness: the change's, in full
+    d_half, d_full = np.abs(lh[..., 1:] - lb[..., 1:]).mean(), np.abs(la[..., 1:] - lb[..., 1:]).mean()
+    assert 0.4 * d_full < d_half < 0.6 * d_full
+    with pytest.raises(ConfigError, match="chroma must be between"):
+        swap_gender.transform_genders(before, chroma=1.5)
