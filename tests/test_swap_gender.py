@@ -700,3 +700,15 @@ def test_chroma_scales_only_the_colour_of_the_change():
     assert 0.4 * d_full < d_half < 0.6 * d_full
     with pytest.raises(ConfigError, match="chroma must be between"):
         swap_gender.transform_genders(before, chroma=1.5)
+
+
+def test_rows_record_the_colour_factor(portrait_path, tiny_model, monkeypatch):
+    from facegan.io import read_image
+    from facegan.ops import swap_gender
+
+    monkeypatch.setenv("FACEGAN_GENDER_MODEL", str(tiny_model))
+    rgb = read_image(portrait_path)
+    full = swap_gender.transform_genders(rgb, strength=1.0, verify=False, chroma=1.0)
+    part = swap_gender.transform_genders(rgb, strength=1.0, verify=False)
+    assert full.faces[0]["chroma"] == 1.0 and part.faces[0]["chroma"] == swap_gender.CHROMA == 0.75
+    assert not np.array_equal(full.image, part.image)  # the colour step changes the output

@@ -265,6 +265,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                 p[4]["strength"] = s
                 p[4].setdefault("strengths_tried", []).append(s)
                 p[4]["status"] = "changed"
+                p[4]["chroma"] = float(chroma)
 
     def compose():
         o = rgb.copy()
