@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from ..errors import NoFaceError
+from ..errors import ConfigError, NoFaceError
 from ..faces.ksame import K as KSAME_K
 from ..faces.reshape import MAX_MAGNITUDE
 from ..judges.gender_vote import CHOICES as JUDGE_CHOICES, GenderVote
@@ -121,8 +121,6 @@ def strength_ladder(tr, op: str, strength: float | None, max_strength: float | N
     direction apart, e.g. ``swap-gender:male``, up to ``max_strength``). Only ``strength``: exactly
     that (no escalation). ``max_strength``: escalate up to it from ``strength`` (or from the model's
     default, capped at ``max_strength``)."""
-    from ..errors import ConfigError
-
     if strength is None:
         strength = tr.default_strength(op, target)
         if max_strength is None:
@@ -190,18 +188,12 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
     from ..judges.gender_vote import get_op_gender_judge
 
     if fallback not in ("none", "blur"):  # refused before any work is done
-        from ..errors import ConfigError
-
         raise ConfigError(f"fallback must be 'none' or 'blur', not {fallback!r}")
     if ksame is None:
         ksame = ANONYMIZE_KSAME if op == "anonymize" else 0.0
     if not 0.0 <= float(chroma) <= 1.0:
-        from ..errors import ConfigError
-
         raise ConfigError(f"chroma must be between 0 and 1, not {chroma}")
     if not 0.0 <= float(ksame) <= KSAME_MAX:
-        from ..errors import ConfigError
-
         raise ConfigError(f"ksame must be between 0 and {KSAME_MAX:g}, not {ksame}")
     t_start = time.perf_counter()
     faces = [f for f in detect_faces(rgb, detector) if min(f.width, f.height) >= min_face]
@@ -254,6 +246,12 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
     rng = np.random.default_rng(seed)
     warps = _plan_warps(rgb, todo, reshape, rng) if reshape > 0 else {}
 
+    def finish(p):  # the crop pasted back: the translated crop, its k-Same change, the colour step
+        crop = raw[id(p)]
+        if id(p) in ks:
+            crop = bank.apply(crop, ks[id(p)], p[4]["ksame"])
+        return chroma_scaled(p[2].crop, crop, chroma)
+
     def translate(group, level):  # each face at its direction's strength of that level, one batch per strength
         by_s: dict = {}
         for p in group:
@@ -261,7 +259,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         for s, g in by_s.items():
             for p, crop in zip(g, tr.translate(np.stack([p[2].crop for p in g]), [p[3] for p in g], s)):
                 raw[id(p)] = crop
-                new[id(p)] = chroma_scaled(p[2].crop, bank.apply(crop, ks[id(p)], p[4]["ksame"]) if id(p) in ks else crop, chroma)
+                new[id(p)] = finish(p)
                 p[4]["strength"] = s
                 p[4].setdefault("strengths_tried", []).append(s)
                 p[4]["status"] = "changed"
@@ -327,7 +325,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
             while up:  # k-Same's next step (up to the full factor) before other reshapes or a stronger change
                 for p in up:
                     p[4]["ksame"] = _next_ksame(p[4]["ksame"], ksame)
-                    new[id(p)] = chroma_scaled(p[2].crop, bank.apply(raw[id(p)], ks[id(p)], p[4]["ksame"]), chroma)
+                    new[id(p)] = finish(p)
                 out = compose()
                 matched = [p for p in matched if p not in up or still_matched(p, out)]
                 up = [p for p in matched if id(p) in ks and p[4]["ksame"] < ksame]
@@ -487,8 +485,6 @@ def _max_strength_help(op: str) -> str:
 def _check(opts: dict) -> None:
     s, m = opts.get("strength"), opts.get("max_strength")
     if s is not None and m is not None and m < s:
-        from ..errors import ConfigError
-
         raise ConfigError(f"max_strength ({m:g}) is below strength ({s:g})")
     if opts.get("gender_judge") == "vote":  # refused before any photo is read, not once per photo
         from ..judges import faceres
