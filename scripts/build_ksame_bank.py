@@ -1,6 +1,6 @@
 """Builds the k-Same bank shipped with facegan (``src/facegan/weights/ksame-utkface``): a PCA of the
 32 px face ellipses of the UTKFace ``train`` faces (ages 16-75) and every such face's coordinates in
-it, with its gender label and its 68 landmarks in the crop (k-Same-M). No photo is stored.
+it, with its gender label. No photo is stored.
 
     facegan data utkface-cache ../shared/datasets/utkface-200 cache/utk200_utkface128.npz --size 128
     python scripts/build_ksame_bank.py cache/utk200_utkface128.npz
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from facegan.faces.ksame import LOW, SHIPPED, build_bank, crop_landmarks
+from facegan.faces.ksame import LOW, SHIPPED, build_bank
 from facegan.weights import ROOT, sha256_file
 
 
@@ -27,16 +27,14 @@ def main() -> None:
     if int(d["size"]) != 128 or str(d["template"]) != "utkface":
         raise SystemExit("the cache must be 128 px crops on the utkface template")
     keep = (d["split"] == "train") & (d["age"] >= 16) & (d["age"] <= 75)
-    crops = d["crops"][keep]
-    shapes = np.stack([crop_landmarks(c) for c in crops])
-    arrays = build_bank(crops, d["gender"][keep], a.components, shapes=shapes)
+    arrays = build_bank(d["crops"][keep], d["gender"][keep], a.components)
     out = ROOT / SHIPPED
     out.mkdir(parents=True, exist_ok=True)
     wf = out / "model.safetensors"
     save_file({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}, str(wf))
     n = [int((d["gender"][keep] == g).sum()) for g in (0, 1)]
     manifest = {"name": SHIPPED, "class": "KSameBank", "groups": ["male", "female"], "low": LOW,
-                "components": a.components, "landmarks": "dlib 68-point on the crop (faces.ksame.CROP_RECT)", "faces": {"male": n[0], "female": n[1]},
+                "components": a.components, "faces": {"male": n[0], "female": n[1]},
                 "template": "utkface", "size": 128, "sha256": sha256_file(wf)}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     print(json.dumps({"bytes": wf.stat().st_size, **manifest}))

@@ -23,7 +23,7 @@ def test_change_moves_towards_the_target_groups_mean_and_keeps_the_mean_colour()
     bank = get_bank()
     rng = np.random.default_rng(0)
     crop = (rng.random((128, 128, 3)) * 60 + 100).astype(np.uint8)
-    ch, _ = bank.change(crop, "female", k=8)
+    ch = bank.change(crop, "female", k=8)
     assert ch.shape == (128, 128, 3) and ch.dtype == np.float32
     m = _ellipse_low()
     outside = (face_vectors(crop[None])[0].reshape(32, 32, 3) == 0).all(-1) & (m[..., 0] == 0)

@@ -23,7 +23,6 @@ import numpy as np
 # iBUG 68-point groups (dlib's shape_predictor_68 order)
 JAW = slice(0, 17)
 BROW_R, BROW_L = slice(17, 22), slice(22, 27)
-NOSE = slice(27, 36)  # bridge, tip and nostrils
 NOSE_TIP = slice(30, 36)  # tip and nostrils: 30-35
 NOSTRILS = slice(31, 36)
 EYE_R, EYE_L = slice(36, 42), slice(42, 48)

@@ -43,10 +43,6 @@ ANONYMIZE_KSAME = 1.25
 KSAME_STEPS = (0.5, 1.0)
 KSAME_START = KSAME_STEPS[0]
 KSAME_MAX = 2.0  # anonymize --ksame: the largest factor accepted
-# k-Same-M (faces/ksame.py): how far each changed face's 68 landmarks move towards its neighbours' mean
-# (1: all the way), with the appearance change lined up there; 0: appearance only
-KSAME_SHAPE = None
-KSAME_PARTS = None  # which landmarks move (names of faces/reshape.py's groups); None: all
 # how much of the change's colour (CIELAB a*/b*) both ops apply; its lightness always in full. Chosen
 # 2026-12-02 on the 196 `test-rest` photos: the translator's change carries green / blue-grey casts
 # (women -> men beard shadows most); at 0.75 `anonymize` keeps its flips (judge 2 97.9 / 94.9%) and
@@ -240,10 +236,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
 
         bank = get_bank()
         for p in todo:
-            ks[id(p)], mv = bank.change(p[2].crop, p[3], shape=KSAME_SHAPE, parts=_parts(KSAME_PARTS))
-            if KSAME_SHAPE:  # the landmark move in photo pixels: the reshape warp carries it out
-                p[0].extra["ksame_move"] = mv @ p[2].inverse[:, :2].T
-                p[4]["ksame_shape"] = KSAME_SHAPE
+            ks[id(p)] = bank.change(p[2].crop, p[3])
             # a light blend first; a face the identity model still matches climbs KSAME_STEPS (below)
             p[4]["ksame"] = round(float(ksame) * KSAME_STEPS[0], 4)
     if reshape is None:
@@ -251,7 +244,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
     if id_margin is None:
         id_margin = ANONYMIZE_ID_MARGIN if op == "anonymize" else 0.0
     rng = np.random.default_rng(seed)
-    warps = _plan_warps(rgb, todo, reshape, rng)
+    warps = _plan_warps(rgb, todo, reshape, rng) if reshape > 0 else {}
 
     def finish(p):  # the crop pasted back: the translated crop, its k-Same change, the colour step
         crop = raw[id(p)]
@@ -336,7 +329,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                 out = compose()
                 matched = [p for p in matched if p not in up or still_matched(p, out)]
                 up = [p for p in matched if id(p) in ks and p[4]["ksame"] < ksame]
-            if matched and reshape > 0 and warps and RESHAPE_DRAWS > 1:  # other random reshapes before a stronger change
+            if matched and warps and RESHAPE_DRAWS > 1:  # other random reshapes before a stronger change
                 matched = _redraw_warps(rgb, matched, warps, reshape, rng, compose, still_matched)
                 out = compose()
             # an identity-only failure of a face whose gender the judge was unsure of: reshapes only
@@ -419,38 +412,16 @@ def _next_ksame(current: float, full: float) -> float:
     return float(full)
 
 
-def _parts(names):
-    if names is None:
-        return None
-    from ..faces import reshape as r
-
-    mask = np.zeros(68, bool)
-    for n in names:
-        mask[getattr(r, n)] = True
-    return mask
-
-
-def _targets(plan, magnitude: float, rng: np.random.Generator) -> np.ndarray:
-    """Where the face's 68 landmarks go: a random reshape of ``magnitude`` plus k-Same-M's move."""
-    from ..faces.reshape import random_targets
-
-    lm = plan[0].extra["landmarks68"]
-    return random_targets(lm, magnitude, rng) + plan[0].extra.get("ksame_move", 0.0)
-
-
 def _plan_warps(rgb: np.ndarray, todo: list, magnitude: float, rng: np.random.Generator) -> dict:
-    """id(plan) -> one :class:`~facegan.faces.reshape.FaceWarp` for each face to change: a random
-    reshape of ``magnitude`` and k-Same-M's landmark move (faces with neither get none)."""
-    from ..faces.reshape import FaceWarp, landmarks68
+    """id(plan) -> one random :class:`~facegan.faces.reshape.FaceWarp` for each face to change."""
+    from ..faces.reshape import FaceWarp, landmarks68, random_targets
 
     warps = {}
     for plan in todo:
-        if magnitude <= 0 and "ksame_move" not in plan[0].extra:
-            continue
-        plan[0].extra["landmarks68"] = p = landmarks68(rgb, plan[0].box)
-        warps[id(plan)] = FaceWarp.plan(rgb.shape, p, _targets(plan, magnitude, rng))
-        if magnitude > 0:
-            plan[4]["reshape"] = magnitude
+        p = landmarks68(rgb, plan[0].box)
+        plan[0].extra["landmarks68"] = p
+        warps[id(plan)] = FaceWarp.plan(rgb.shape, p, random_targets(p, magnitude, rng))
+        plan[4]["reshape"] = magnitude
     return warps
 
 
@@ -458,7 +429,7 @@ def _redraw_warps(rgb, matched, warps, magnitude, rng, compose, still_matched) -
     """Faces the identity model still matches get other random reshapes (up to ``RESHAPE_DRAWS`` in
     all, replaced in ``warps``); a face keeps the first draw that is no longer matched, the others
     their earlier one. Returns the faces still matched."""
-    from ..faces.reshape import FaceWarp
+    from ..faces.reshape import FaceWarp, random_targets
 
     left = list(matched)
     for _ in range(RESHAPE_DRAWS - 1):
@@ -466,7 +437,8 @@ def _redraw_warps(rgb, matched, warps, magnitude, rng, compose, still_matched) -
             break
         old = {id(p): warps[id(p)] for p in left}
         for p in left:
-            warps[id(p)] = FaceWarp.plan(rgb.shape, p[0].extra["landmarks68"], _targets(p, magnitude, rng))
+            lm = p[0].extra["landmarks68"]
+            warps[id(p)] = FaceWarp.plan(rgb.shape, lm, random_targets(lm, magnitude, rng))
             p[4]["reshape_draws"] = p[4].get("reshape_draws", 1) + 1
         trial = compose()
         keep = []
