@@ -14,7 +14,8 @@ from PIL import Image, ImageCms, ImageFile
 from facegan.errors import (CorruptImageError, EmptyFileError, FaceganError, ImageTooLargeError,
                             InputNotFoundError, OutputExistsError, UnsupportedFormatError)
 from facegan.io import (ACCEPTED_EXTENSIONS, ACCEPTED_FORMATS, GENERATED, encode_image, is_synthetic,
-                        iter_images, read_image, read_metadata, sniff_format, write_image)
+                        iter_images, read_image, read_metadata, read_photo, sniff_format, stored_like,
+                        write_image)
 
 from conftest import png_chunk, png_with_size, small_png
 
@@ -227,6 +228,58 @@ def test_rgba_is_composited_over_white():
     out = read_image(encoded(im, "PNG"))
     r, g, b = out[0, 0].tolist()
     assert r == 255 and abs(g - 127) <= 1 and abs(b - 127) <= 1
+
+
+def test_read_photo_keeps_alpha_straight_colours_and_grey_mode():
+    a = np.zeros((4, 6, 4), np.uint8)
+    a[..., 0], a[..., 3] = 200, 255
+    a[0, 0] = (10, 20, 30, 0)  # fully transparent, with a colour of its own
+    a[1, 1, 3] = 128
+    ph = read_photo(encoded(Image.fromarray(a, "RGBA"), "PNG"))
+    assert ph.rgb.tolist() == read_image(encoded(Image.fromarray(a, "RGBA"), "PNG")).tolist()
+    assert ph.rgb[0, 0].tolist() == [255, 255, 255] and not ph.grey
+    assert ph.alpha.tolist() == a[..., 3].tolist() and ph.straight.tolist() == a[..., :3].tolist()
+    # opaque alpha, grey files, plain RGB
+    opaque = a.copy()
+    opaque[..., 3] = 255
+    assert read_photo(encoded(Image.fromarray(opaque, "RGBA"), "PNG")).alpha is None
+    assert read_photo(encoded(Image.new("L", (4, 4), 9), "PNG")).grey
+    assert read_photo(encoded(Image.fromarray(np.array([[0, 65535]], np.uint16)), "PNG")).grey
+    assert not read_photo(encoded(Image.new("RGB", (4, 4), (9, 9, 9)), "PNG")).grey
+
+
+def test_stored_like_puts_alpha_and_grey_back(tmp_path):
+    a = np.zeros((8, 8, 4), np.uint8)
+    a[..., :3], a[..., 3] = (30, 90, 150), 255
+    a[:2, :, 3] = 0
+    a[:2, :, :3] = (1, 2, 3)
+    a[2:4, :, 3] = 100
+    ph = read_photo(encoded(Image.fromarray(a, "RGBA"), "PNG"))
+    # an operation that changed nothing gives the file's own pixels back, transparency and all
+    same = stored_like(ph, ph.rgb.copy(), ".png")
+    assert same.shape == (8, 8, 4) and same.tolist() == a.tolist()
+    # a change is added to the colours as they were before compositing; alpha untouched
+    out = ph.rgb.copy()
+    out[6, 6] = (40, 90, 150)
+    changed = stored_like(ph, out, "webp")
+    assert changed[6, 6].tolist() == [40, 90, 150, 255] and (changed[..., 3] == a[..., 3]).all()
+    write_image(tmp_path / "x.png", changed, synthetic=True)
+    back = np.asarray(Image.open(tmp_path / "x.png"))
+    assert Image.open(tmp_path / "x.png").mode == "RGBA" and back.tolist() == changed.tolist()
+    # JPEG holds no alpha: the composited RGB, as before
+    assert stored_like(ph, out, ".jpg") is out
+    write_image(tmp_path / "x.jpg", changed, synthetic=True)  # RGBA pixels to JPEG: flattened over white
+    assert Image.open(tmp_path / "x.jpg").mode == "RGB"
+    # a grey file comes back grey (with its alpha when it had one)
+    g = read_photo(encoded(Image.new("L", (4, 4), 77), "PNG"))
+    assert stored_like(g, g.rgb, ".png").tolist() == [[77] * 4] * 4
+    la = Image.new("LA", (4, 4), (60, 255))
+    la.putpixel((0, 0), (60, 0))
+    gla = read_photo(encoded(la, "PNG"))
+    kept = stored_like(gla, gla.rgb, ".png")
+    assert kept.shape == (4, 4, 2) and kept[0, 0].tolist() == [60, 0] and kept[1, 1].tolist() == [60, 255]
+    write_image(tmp_path / "g.png", kept, synthetic=False)
+    assert Image.open(tmp_path / "g.png").mode == "LA"
 
 
 @pytest.mark.parametrize("with_transparency", [False, True])

@@ -167,6 +167,36 @@ def test_anonymize_folder_tree_resume_and_inputs_untouched(use_tiny, fixtures_di
     assert {p: _sha(p) for p in root.rglob("*") if p.is_file()} == hashes  # inputs untouched
 
 
+def test_grey_and_transparent_photos_come_back_as_they_were(use_tiny, fixtures_dir, tmp_path):
+    from PIL import Image
+
+    from facegan.ops.swap_gender import is_monochrome, transform_genders
+
+    rgb = read_image(fixtures_dir / "happy1.jpg")
+    grey = np.asarray(Image.fromarray(rgb).convert("L"))
+    assert is_monochrome(np.dstack([grey] * 3)) and not is_monochrome(rgb)
+    # a black-and-white photo: the change in lightness only, so the face is not tinted
+    res = transform_genders(np.dstack([grey] * 3), op="swap-gender", strength=1.5, verify=False)
+    assert res.faces[0]["status"] == "changed" and res.faces[0]["chroma"] == 0.0
+    assert res.faces[0]["monochrome_photo"] is True
+    spread = res.image.astype(int).max(-1) - res.image.astype(int).min(-1)
+    assert spread.max() <= 2 and (res.image.astype(int) != np.dstack([grey] * 3)).any()
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(grey).save(src / "grey.png")
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+    rgba[:10, :, 3] = 0  # a transparent band along the top (outside the face)
+    Image.fromarray(rgba, "RGBA").save(src / "cut_out.png")
+    r = _run(["swap-gender", str(src), "-o", str(tmp_path / "out"), "-q"])
+    assert r.exit_code == 0, r.output
+    g_out, a_out = Image.open(tmp_path / "out" / "grey.png"), Image.open(tmp_path / "out" / "cut_out.png")
+    assert g_out.mode == "L" and g_out.size == (grey.shape[1], grey.shape[0])
+    assert a_out.mode == "RGBA"
+    a = np.asarray(a_out)
+    assert (a[..., 3] == rgba[..., 3]).all() and a[:10].tolist() == rgba[:10].tolist()
+    assert (a[..., :3] != rgba[..., :3]).any()  # the face did change
+
+
 def test_output_onto_input_is_refused(use_tiny, fixtures_dir, tmp_path):
     shutil.copy(fixtures_dir / "happy1.jpg", tmp_path / "x.jpg")
     before = _sha(tmp_path / "x.jpg")

@@ -72,7 +72,7 @@ def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options
            fmt: str | None = None) -> JobSummary:
     from tqdm import tqdm
 
-    from .io import iter_images, read_image, write_image
+    from .io import iter_images, read_photo, stored_like, write_image
 
     opts = op.parse_options(options)
     out_dir = Path(out_dir)
@@ -116,11 +116,13 @@ def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options
         rows = [r for r in rows if r.get("file") != str(src)]
         t0 = time.perf_counter()
         try:
-            rgb = read_image(src, max_pixels=max_pixels)
+            photo = read_photo(src, max_pixels=max_pixels)
             seeded = {"seed": photo_seed(opts["seed"], _rel(dst, out_dir))} if opts.get("seed") is not None else {}
-            res = op.run(rgb, **{**opts, **seeded})
+            res = op.run(photo.rgb, **{**opts, **seeded})
             dst.parent.mkdir(parents=True, exist_ok=True)
-            write_image(dst, res.image, synthetic=res.synthetic, overwrite=True, protect=[src],
+            # the input's transparency and grey mode come back (the operation works on RGB over white)
+            write_image(dst, stored_like(photo, res.image, dst.suffix), synthetic=res.synthetic, overwrite=True,
+                        protect=[src],
                         info={"operation": op.name, "options": json.dumps(opts),
                               "faces": json.dumps(res.faces, default=str)[:4000]})
             for r in res.faces:

@@ -1,6 +1,7 @@
 """Image input/output for every facegan entry point (CLI, web API, scripts).
 
-- :func:`read_image` — path or bytes -> RGB uint8 (H, W, 3); accepted formats JPEG, PNG, WEBP, BMP,
+- :func:`read_image` — path or bytes -> RGB uint8 (H, W, 3) (:func:`read_photo`: with the alpha
+  channel and grey mode kept, for :func:`stored_like` to put back); accepted formats JPEG, PNG, WEBP, BMP,
   TIFF found by content; typed errors (facegan.errors) for everything else. See ``read.py`` for the
   decisions (pixel limit, EXIF orientation, ICC -> sRGB, alpha over white, 16-bit, animation).
 - :func:`write_image` / :func:`encode_image` — PNG/JPEG/WEBP, atomic, never over an input, with
@@ -12,15 +13,15 @@ UnsupportedFormatError by :func:`read_image`.
 """
 from .formats import (ACCEPTED_EXTENSIONS, ACCEPTED_FORMATS, WRITE_FORMATS, format_for_extension,
                       sniff_format)
-from .read import (DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, default_max_pixels, iter_images, load_bytes,
-                   open_checked, read_image)
+from .read import (DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, Photo, default_max_pixels, iter_images, load_bytes,
+                   open_checked, read_image, read_photo)
 from .write import (AI_SOURCE_TYPES, COMPOSITE, GENERATED, SOFTWARE, encode_image, is_synthetic,
-                    read_metadata, write_image)
+                    read_metadata, stored_like, write_image)
 
 __all__ = [
     "ACCEPTED_EXTENSIONS", "ACCEPTED_FORMATS", "WRITE_FORMATS", "format_for_extension", "sniff_format",
     "DEFAULT_MAX_PIXELS", "MAX_PIXELS_ENV", "default_max_pixels", "iter_images", "load_bytes",
-    "open_checked", "read_image",
+    "open_checked", "read_image", "read_photo", "Photo",
     "AI_SOURCE_TYPES", "COMPOSITE", "GENERATED", "SOFTWARE", "encode_image", "is_synthetic",
-    "read_metadata", "write_image",
+    "read_metadata", "stored_like", "write_image",
 ]

@@ -11,6 +11,8 @@ Decisions, in one place:
   limit (2 x ``PIL.Image.MAX_IMAGE_PIXELS``) still applies on top;
 - EXIF orientation is applied; an embedded ICC profile (Display P3, Adobe RGB, CMYK ...) is
   converted to sRGB; transparency is composited over white; 16-bit images are scaled to 8 bits;
+  :func:`read_photo` also keeps what that drops and a writer can put back: the alpha channel with the
+  colours before compositing, and whether the file was stored in grey (see ``write.stored_like``);
 - animated PNG/WEBP are refused (a still photo is expected); a multi-page TIFF gives its first page.
 """
 from __future__ import annotations
@@ -20,6 +22,7 @@ import os
 import struct
 import warnings
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
@@ -55,6 +58,21 @@ def default_max_pixels() -> int:
     return limit
 
 
+_GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+
+
+@dataclass
+class Photo:
+    """A decoded photo: ``rgb`` is what every operation works on (as :func:`read_image` returns);
+    ``alpha`` (H, W) uint8 and ``straight`` (the colours before compositing over white) are set when
+    the file had transparency that is not fully opaque; ``grey``: the file was stored in a grey mode."""
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None = None
+    straight: np.ndarray | None = None
+    grey: bool = False
+
+
 def read_image(source: Source, *, max_pixels: int | None = None, name: str | None = None) -> np.ndarray:
     """Decode an image file (path) or encoded bytes to an RGB uint8 array of shape (H, W, 3).
 
@@ -62,6 +80,11 @@ def read_image(source: Source, *, max_pixels: int | None = None, name: str | Non
     path, or "input" for bytes. Raises InputNotFoundError, EmptyFileError, UnsupportedFormatError,
     ImageTooLargeError or CorruptImageError.
     """
+    return read_photo(source, max_pixels=max_pixels, name=name).rgb
+
+
+def read_photo(source: Source, *, max_pixels: int | None = None, name: str | None = None) -> Photo:
+    """As :func:`read_image` (same checks and errors), keeping the alpha channel and the grey mode."""
     data, label = load_bytes(source, name)
     im = open_checked(data, label, max_pixels=max_pixels)
     try:
@@ -69,7 +92,7 @@ def read_image(source: Source, *, max_pixels: int | None = None, name: str | Non
             warnings.simplefilter("ignore")  # Pillow's warnings about odd EXIF/TIFF tags are not errors
             im.load()
             im = _oriented(im)
-            return _to_rgb(im, label)
+            return _to_photo(im, label)
     except FaceganError:
         raise
     except MemoryError:
@@ -154,6 +177,12 @@ def _oriented(im: Image.Image) -> Image.Image:
 
 
 def _to_rgb(im: Image.Image, label: str) -> np.ndarray:
+    return _to_photo(im, label).rgb
+
+
+def _to_photo(im: Image.Image, label: str) -> Photo:
+    grey = im.mode in _GREY_MODES
+    alpha = straight = None
     if im.mode.startswith("I") or im.mode == "F":  # 16/32-bit grey, float
         a = np.asarray(im, dtype=np.float64)
         peak = float(a.max()) if a.size else 0.0
@@ -167,13 +196,16 @@ def _to_rgb(im: Image.Image, label: str) -> np.ndarray:
     im = _to_srgb(im)
     if im.mode in _ALPHA_MODES or "transparency" in im.info:
         rgba = im.convert("RGBA")
+        a = np.array(rgba.getchannel("A"), dtype=np.uint8)
+        if (a < 255).any():
+            alpha, straight = a, np.array(rgba.convert("RGB"), dtype=np.uint8)
         im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), rgba)
     if im.mode != "RGB":
         try:
             im = im.convert("RGB")
         except ValueError:
             raise UnsupportedFormatError(f"{label}: colour mode {im.mode} is not supported") from None
-    return np.array(im, dtype=np.uint8)
+    return Photo(np.array(im, dtype=np.uint8), alpha, straight, grey)
 
 
 def _to_srgb(im: Image.Image) -> Image.Image:

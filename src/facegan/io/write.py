@@ -9,6 +9,10 @@ Images with generated pixels (``synthetic=True``) carry, in every output format:
 - JPEG/WEBP: EXIF ImageDescription and Software, and EXIF UserComment holding the same key/value
   pairs as JSON.
 This is plain metadata that anyone can strip; it is not a signed C2PA manifest or a watermark.
+
+Pixels may be RGB (H, W, 3), RGBA (H, W, 4), grey (H, W) or grey + alpha (H, W, 2), all uint8;
+JPEG has no alpha, so there the image is composited over white. :func:`stored_like` turns an
+operation's RGB result back into the input's own kind (alpha, grey) so a batch loses neither.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from PIL.PngImagePlugin import PngInfo
 from .. import __version__
 from ..errors import OutputExistsError, UnsupportedFormatError
 from .formats import WRITE_FORMATS, format_for_extension
-from .read import Source, load_bytes, open_checked
+from .read import Photo, Source, load_bytes, open_checked
 
 SOFTWARE = f"facegan {__version__}"
 _DST = "http://cv.iptc.org/newscodes/digitalsourcetype/"
@@ -44,11 +48,12 @@ _EXIF_IFD, _USER_COMMENT, _DESCRIPTION, _SOFTWARE = 0x8769, 0x9286, 0x010E, 0x01
 
 def encode_image(rgb: np.ndarray, fmt: str = "png", *, synthetic: bool, info: dict | None = None,
                  quality: int = 95, source_type: str = COMPOSITE) -> bytes:
-    """Encode RGB uint8 pixels (H, W, 3) as PNG, JPEG or WEBP bytes with facegan's metadata."""
+    """Encode uint8 pixels (RGB, RGBA, grey, grey + alpha) as PNG, JPEG or WEBP bytes with facegan's
+    metadata (JPEG: alpha composited over white)."""
     name = format_for_extension("." + fmt.lower().lstrip("."))
     if name is None:
         raise UnsupportedFormatError(f"cannot write {fmt!r}; output formats: PNG, JPEG, WEBP")
-    im = _as_pil(rgb)
+    im = _as_pil(rgb, alpha_ok=name != "JPEG")
     pairs = _pairs(synthetic, info, source_type)
     xmp = _xmp(source_type) if synthetic else None
     buf = io.BytesIO()
@@ -132,13 +137,44 @@ def _same_file(a: Path, b: Path) -> bool:
     return a.resolve() == b.resolve()
 
 
-def _as_pil(rgb: np.ndarray) -> Image.Image:
+_MODES = {2: "L", 3: "LA", 4: "RGBA"}  # by the array's last dimension; (H, W, 3) is RGB
+
+
+def _as_pil(rgb: np.ndarray, alpha_ok: bool = True) -> Image.Image:
     if isinstance(rgb, Image.Image):
         return rgb.convert("RGB")
     a = np.asarray(rgb)
-    if a.dtype != np.uint8 or not (a.ndim == 3 and a.shape[2] == 3 or a.ndim == 2):
-        raise ValueError(f"expected RGB uint8 pixels of shape (H, W, 3), got {a.dtype} {a.shape}")
-    return Image.fromarray(np.ascontiguousarray(a)).convert("RGB")
+    if a.dtype != np.uint8 or not (a.ndim == 3 and a.shape[2] in (2, 3, 4) or a.ndim == 2):
+        raise ValueError(f"expected uint8 pixels of shape (H, W, 3), (H, W, 4), (H, W) or (H, W, 2), "
+                         f"got {a.dtype} {a.shape}")
+    if a.ndim == 2:
+        return Image.fromarray(np.ascontiguousarray(a), "L")
+    if a.shape[2] == 3:
+        return Image.fromarray(np.ascontiguousarray(a), "RGB")
+    im = Image.fromarray(np.ascontiguousarray(a), "LA" if a.shape[2] == 2 else "RGBA")
+    if alpha_ok:
+        return im
+    flat = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im.convert("RGBA"))
+    return flat.convert("L" if a.shape[2] == 2 else "RGB")
+
+
+def stored_like(photo: Photo, rgb: np.ndarray, fmt: str) -> np.ndarray:
+    """An operation's RGB result ``rgb`` for ``photo`` (from :func:`~facegan.io.read.read_photo`) in
+    the input's own kind, for writing as ``fmt`` ("png", "jpg", "webp"): with the input's alpha
+    channel (PNG and WEBP; the change the operation made is added to the colours as they were before
+    compositing over white, so untouched pixels come back exactly), and in grey when the input was
+    stored in grey. Otherwise ``rgb`` itself."""
+    out = np.asarray(rgb)
+    name = format_for_extension("." + fmt.lower().lstrip("."))
+    alpha = photo.alpha is not None and photo.straight is not None and name in ("PNG", "WEBP")
+    if alpha:
+        delta = out.astype(np.int16) - photo.rgb.astype(np.int16)
+        out = np.clip(photo.straight.astype(np.int16) + delta, 0, 255).astype(np.uint8)
+    if photo.grey:  # ITU-R 601 luma, as Pillow converts (a grey input changed in lightness only stays exact)
+        out = np.asarray(Image.fromarray(np.ascontiguousarray(out), "RGB").convert("L"))
+    if alpha:
+        out = np.dstack([out, photo.alpha])
+    return out
 
 
 def _pairs(synthetic: bool, info: dict | None, source_type: str) -> dict[str, str]:

@@ -142,13 +142,14 @@ class ServerContext:
     def process(self, op: Operation, data: bytes, options: dict, out_fmt: str = "png", name: str = "upload",
                 progress=None) -> Processed:
         """Blocking: decode, run, encode. Call it through ``self.runner``."""
-        from ..io import encode_image, read_image
+        from ..io import encode_image, read_photo, stored_like
 
         t0 = time.perf_counter()
         in_fmt = self.check_upload(data, name)
         if progress:
             progress(0.1, "decoding the photo")
-        rgb = read_image(data, max_pixels=self.config.max_pixels, name=name)
+        photo = read_photo(data, max_pixels=self.config.max_pixels, name=name)
+        rgb = photo.rgb
         if progress:
             progress(0.25, f"running {op.title}")
         result = op.run(rgb, **options)
@@ -158,7 +159,9 @@ class ServerContext:
         for k in ("model", "model_source"):
             if k in result.info:
                 meta[k] = result.info[k]
-        data_out = encode_image(result.image, out_fmt, synthetic=bool(result.synthetic), info=meta)
+        # the upload's transparency (PNG / WEBP out) and grey mode come back
+        data_out = encode_image(stored_like(photo, result.image, out_fmt), out_fmt,
+                                synthetic=bool(result.synthetic), info=meta)
         h, w = result.image.shape[:2]
         return Processed(operation=op.name, options=options, input_format=in_fmt,
                          input_size=(rgb.shape[1], rgb.shape[0]), input_bytes=len(data), data=data_out,
