@@ -106,8 +106,9 @@ class FaceWarp:
         ramp = lambda n: np.clip(np.minimum(np.arange(n), np.arange(n)[::-1]) / max(1.0, 0.08 * n), 0, 1)  # noqa: E731
         win = (np.outer(ramp(h), ramp(w)) ** 2).astype(np.float32)[..., None]
         d *= win
-        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-        return cls((x0, y0, x1, y1), xx + d[..., 0], yy + d[..., 1])
+        # (the pixel grid by broadcasting: no two region-sized index arrays, ~0.5 s on a 16 MP photo)
+        return cls((x0, y0, x1, y1), np.arange(x0, x1, dtype=np.float32)[None, :] + d[..., 0],
+                   np.arange(y0, y1, dtype=np.float32)[:, None] + d[..., 1])
 
     def apply(self, img: np.ndarray) -> np.ndarray:
         """A copy of ``img`` with the region resampled (same dtype and channels)."""
