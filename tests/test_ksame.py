@@ -44,6 +44,34 @@ def test_change_moves_towards_the_target_groups_mean_and_keeps_the_mean_colour()
         bank.change(crop, "robot")
 
 
+def test_hair_guard_keeps_hair_and_the_skins_brightness():
+    """Dark hair reaching into the face ellipse (bangs, long hair at the sides): the guarded change leaves
+    it alone and keeps the skin's brightness; unguarded, hair turns towards skin and the skin darkens."""
+    from facegan.faces.ksame import INNER_BOX, _box, _ellipse, get_bank, hair_guard
+
+    bank = get_bank()
+    rng = np.random.default_rng(1)
+    crop = np.clip(np.array([205, 165, 140]) + rng.normal(0, 4, (128, 128, 3)), 0, 255).astype(np.uint8)
+    hair = np.zeros((128, 128), bool)
+    hair[:17] = True  # bangs, above the inner face (INNER_BOX starts at y 0.15)
+    hair[:, :20] = hair[:, 106:] = True  # long hair at the sides
+    crop[hair] = (45, 32, 28)
+    g = hair_guard(crop)[..., 0]
+    ys, xs = _box(INNER_BOX, 32)
+    assert g.shape == (32, 32) and g[ys.start + 2:ys.stop - 2, xs.start + 2:xs.stop - 2].min() > 0.99
+    assert g[1:3, 10:22].max() < 0.1 and g[12:20, 1:3].max() < 0.1  # hair: (almost) no change
+    guarded, plain = bank.change(crop, "male"), bank.change(crop, "male", guard=False)
+    inside = (_ellipse(128) > 0.5) & hair
+    assert inside.sum() > 200
+    assert np.abs(guarded[inside]).mean() < 0.3 * np.abs(plain[inside]).mean()  # (a soft edge at the hairline)
+    skin = np.zeros((128, 128), bool)
+    skin[_box(INNER_BOX, 128)] = True
+    skin &= ~hair
+    assert plain[skin].mean() < -8  # unguarded: the hair pulls the mean, the skin darkens
+    assert abs(float(guarded[skin].mean())) < 3
+    assert np.abs(guarded[skin]).mean() > 3  # the face itself still changes
+
+
 def test_anonymize_ksame_changes_more_and_says_so(fixtures_dir, monkeypatch, tiny_model):
     from facegan.errors import ConfigError
     from facegan.ops import swap_gender

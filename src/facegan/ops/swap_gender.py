@@ -43,6 +43,9 @@ ANONYMIZE_KSAME = 1.25
 KSAME_STEPS = (0.5, 1.0)
 KSAME_START = KSAME_STEPS[0]
 KSAME_MAX = 2.0  # anonymize --ksame: the largest factor accepted
+# k-Same's hair guard (faces/ksame.py: hair, hats and background inside the face ellipse keep their colours,
+# the skin its brightness); False: the change everywhere in the ellipse (before 2026-12-02 16:30)
+KSAME_GUARD = True
 # how much of the change's colour (CIELAB a*/b*) both ops apply; its lightness always in full. Chosen
 # 2026-12-02 on the 196 `test-rest` photos: the translator's change carries green / blue-grey casts
 # (women -> men beard shadows most); at 0.75 `anonymize` keeps its flips (judge 2 97.9 / 94.9%) and
@@ -241,7 +244,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
 
         bank = get_bank()
         for p in todo:
-            ks[id(p)] = bank.change(p[2].crop, p[3])
+            ks[id(p)] = bank.change(p[2].crop, p[3], guard=KSAME_GUARD)
             # a light blend first; a face the identity model still matches climbs KSAME_STEPS (below)
             p[4]["ksame"] = round(float(ksame) * KSAME_STEPS[0], 4)
     if reshape is None:
