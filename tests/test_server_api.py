@@ -141,6 +141,26 @@ def test_run_blur_accepts_jpg_png_webp(client, photo_rgb, fmt):
     assert np.abs(out[:20, :20] - src[:20, :20]).max() <= 1
 
 
+def test_transparent_upload_keeps_its_alpha(client, photo_rgb):
+    from PIL import Image
+
+    rgba = np.dstack([photo_rgb, np.full(photo_rgb.shape[:2], 255, np.uint8)])
+    rgba[:12, :, 3] = 0  # a cut-out: transparent along the top
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, "PNG")
+    r = client.post("/api/run/blur/image?strength=2", content=buf.getvalue(), headers={"content-type": "image/png"})
+    assert r.status_code == 200, r.text
+    out = Image.open(io.BytesIO(r.content))
+    assert out.mode == "RGBA"
+    a = np.asarray(out)
+    assert (a[..., 3] == rgba[..., 3]).all() and a[:12].tolist() == rgba[:12].tolist()
+    assert (a[..., :3] != rgba[..., :3]).any()  # the face was blurred
+    # JPEG out: flattened over white, as before
+    r = client.post("/api/run/blur/image?strength=2&output_format=jpg", content=buf.getvalue(),
+                    headers={"content-type": "image/png"})
+    assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).mode == "RGB"
+
+
 def test_run_image_endpoint_raw_body_and_report_header(client, photo):
     r = client.post("/api/run/pixelate/image?blocks=6&output_format=jpg", content=photo,
                     headers={"content-type": "image/jpeg"})
