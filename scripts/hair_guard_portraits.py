@@ -1,5 +1,5 @@
-"""The hair-guard comparison: `anonymize` with k-Same's hair guard off and on (seed 0) on the example
-photo and five test fixtures; columns: original, guard off, guard on.
+"""The hair-guard comparison: `anonymize --no-keep-hair` and `anonymize` (hair kept, the default; seed 0)
+on the example photo and five test fixtures; columns: original, hair not kept, hair kept.
 
     python scripts/hair_guard_portraits.py   # writes reports/gender-eval/realism-test-rest/hair-guard-default/portraits.jpg
 """
@@ -30,14 +30,12 @@ def main() -> None:
         ys = slice(max(0, y0 - h // 3), min(rgb.shape[0], y1 + h // 6))
         xs = slice(max(0, x0 - w // 4), min(rgb.shape[1], x1 + w // 4))
         tiles = [rgb[ys, xs]]
-        for guard in (False, True):
-            sg.KSAME_GUARD = guard
-            tiles.append(sg.transform_genders(rgb, op="anonymize", seed=0, verify=False).image[ys, xs])
+        for keep in (False, True):
+            tiles.append(sg.transform_genders(rgb, op="anonymize", seed=0, verify=False, keep_hair=keep).image[ys, xs])
         tiles = [np.asarray(Image.fromarray(t).resize((WIDTH, round(WIDTH * t.shape[0] / t.shape[1])), Image.LANCZOS))
                  for t in tiles]
         hh = min(t.shape[0] for t in tiles)
         rows.append(np.concatenate([t[:hh] for t in tiles], 1))
-    sg.KSAME_GUARD = True
     Image.fromarray(np.concatenate(rows, 0)).save(OUT, quality=88)
     print(f"wrote {OUT}")
 

@@ -197,6 +197,30 @@ def test_grey_and_transparent_photos_come_back_as_they_were(use_tiny, fixtures_d
     assert (a[..., :3] != rgba[..., :3]).any()  # the face did change
 
 
+def test_keep_hair_leaves_hair_inside_the_ellipse_alone(use_tiny, fixtures_dir):
+    import cv2
+
+    from facegan.faces import align_face
+    from facegan.faces.ksame import hair_guard
+    from facegan.ops.swap_gender import transform_genders
+
+    rgb = read_image(fixtures_dir / "sad.jpg")  # long dark hair framing the face
+    kw = dict(op="swap-gender", strength=1.5, verify=False)
+    plain, kept = transform_genders(rgb, keep_hair=False, **kw), transform_genders(rgb, keep_hair=True, **kw)
+    assert plain.faces[0]["keep_hair"] is False and kept.faces[0]["keep_hair"] is True
+    from facegan.faces.detect import detect_faces
+
+    face = max(detect_faces(rgb, "centerface"), key=lambda f: f.width)
+    c0 = align_face(rgb, face, "utkface", 128).crop
+    hair = cv2.resize(hair_guard(c0), (128, 128), interpolation=cv2.INTER_CUBIC) < 0.05
+    assert hair.sum() > 300  # the photo has hair inside the crop
+    moved = [np.abs(align_face(o.image, face, "utkface", 128).crop.astype(int) - c0).sum(-1) for o in (plain, kept)]
+    assert moved[1][hair].mean() < 0.3 * moved[0][hair].mean()
+    assert moved[1][~hair].mean() > 0.5 * moved[0][~hair].mean()  # the face itself still changes
+    r = CliRunner().invoke(main, ["swap-gender", "--help"])
+    assert "--keep-hair / --no-keep-hair" in r.output
+
+
 def test_output_onto_input_is_refused(use_tiny, fixtures_dir, tmp_path):
     shutil.copy(fixtures_dir / "happy1.jpg", tmp_path / "x.jpg")
     before = _sha(tmp_path / "x.jpg")
