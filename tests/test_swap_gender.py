@@ -221,6 +221,32 @@ def test_keep_hair_leaves_hair_inside_the_ellipse_alone(use_tiny, fixtures_dir):
     assert "--keep-hair / --no-keep-hair" in r.output
 
 
+def test_faces_too_small_to_change_are_reported_and_anonymize_blurs_them(use_tiny, fixtures_dir):
+    import cv2
+
+    from facegan.errors import NoFaceError
+    from facegan.ops.swap_gender import transform_genders
+
+    rgb = read_image(fixtures_dir / "happy1.jpg")
+    canvas = np.full((400, 600, 3), 200, np.uint8)
+    canvas[:rgb.shape[0], :rgb.shape[1]] = rgb
+    canvas[300:340, 450:490] = cv2.resize(rgb, (40, 40), interpolation=cv2.INTER_AREA)  # a ~20 px face
+    tile = (slice(300, 340), slice(450, 490))
+    anon = transform_genders(canvas, op="anonymize", seed=0, verify=False)
+    assert len(anon.faces) == 2 and anon.faces[0]["status"] == "changed"
+    assert anon.faces[1]["status"] == "too small (under 24 px): blurred" and anon.faces[1]["too_small"] is True
+    assert (anon.image[tile] != canvas[tile]).any()  # not left identifiable
+    swap = transform_genders(canvas, op="swap-gender", verify=False)
+    assert swap.faces[1]["status"] == "too small (under 24 px): left unchanged"
+    assert np.array_equal(swap.image[tile], canvas[tile])
+    only_small = np.full((300, 300, 3), 200, np.uint8)
+    only_small[100:140, 100:140] = canvas[tile]
+    res = transform_genders(only_small, op="anonymize", seed=0, verify=False)
+    assert [r["status"] for r in res.faces] == ["too small (under 24 px): blurred"] and not res.synthetic
+    with pytest.raises(NoFaceError, match="smaller than 24 px"):
+        transform_genders(only_small, op="swap-gender", verify=False)
+
+
 def test_output_onto_input_is_refused(use_tiny, fixtures_dir, tmp_path):
     shutil.copy(fixtures_dir / "happy1.jpg", tmp_path / "x.jpg")
     before = _sha(tmp_path / "x.jpg")

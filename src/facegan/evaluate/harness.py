@@ -185,7 +185,7 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
                    "identity_similarity": float(ident.similarity(e0, e1)),
                    "same_person": bool(ident.same_person(e0, e1)),
                    "landmark_shift": _landmark_shift(out, f, d5), "time_s": dt,
-                   "n_faces": len(res.faces)}
+                   "n_faces": len([x for x in res.faces if not x.get("too_small")])}
             if op.name in ("swap-gender", "anonymize") and res.faces:
                 # the op's own gender judge read the face as the target already and left it alone:
                 # such a face counts as "flipped" if the evaluation judge agrees, so say how many

@@ -211,9 +211,14 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
     mono = chroma > 0 and is_monochrome(rgb)
     if mono:
         chroma = 0.0
-    faces = [f for f in detect_faces(rgb, detector) if min(f.width, f.height) >= min_face]
-    if not faces:
-        raise NoFaceError("no face found in the image")
+    found = detect_faces(rgb, detector)
+    faces = [f for f in found if min(f.width, f.height) >= min_face]
+    # faces too small for the translator (and for reliable judging): reported, never silently left —
+    # anonymize blurs them (the blur baseline), swap-gender leaves them as they are
+    small = [f for f in found if min(f.width, f.height) < min_face]
+    if not faces and not (small and op == "anonymize"):
+        raise NoFaceError("no face found in the image" if not small else
+                          f"only faces smaller than {min_face} px found ({len(small)}); too small to change")
     tr = get_translator(model, op=op)
     # one ladder per direction: the model may start one direction stronger (manifest "swap-gender:male")
     ladders = {t: strength_ladder(tr, op, strength, max_strength, target=t) for t in tr.domains}
@@ -414,6 +419,18 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                 row["identity_judge_2"] = fr.name
             row["time_s"] = round(time.perf_counter() - t0, 3)
     rows = [p[4] for p in plans]
+    if small:
+        if op == "anonymize":
+            from .baselines import blur_faces
+
+            out, small_rows = blur_faces(out, small, FALLBACK_BLUR)
+        else:
+            small_rows = [{"box": [round(float(v), 1) for v in f.box], "score": round(float(f.score), 3)} for f in small]
+        for i, r in enumerate(small_rows):
+            r["face"] = len(plans) + i
+            r["status"] = f"too small (under {min_face} px): " + ("blurred" if op == "anonymize" else "left unchanged")
+            r["too_small"] = True
+            rows.append(r)
     return OpResult(image=out, faces=rows, synthetic=any(r["status"] == "changed" for r in rows),
                     info={"faces": len(rows), "time_s": round(time.perf_counter() - t_start, 3),
                           "model": tr.name, "model_source": tr.source})
