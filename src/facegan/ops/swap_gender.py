@@ -626,6 +626,7 @@ register_op(Operation(
     examples=("facegan anonymize photos/ -o anon/",
               "facegan anonymize photo.jpg -o anon/ --ksame 0  # more natural faces, identity models match more",
               "facegan anonymize photo.jpg -o anon/ --reshape 0  # no proportion change",
+              "facegan anonymize photo.jpg -o anon/ --no-keep-hair  # change the whole face ellipse, hair inside it too",
               "facegan anonymize photos/ -o anon/ --fallback blur  # blur faces still recognised at the end"),
     available=translator_available, check=_check,
 ))
