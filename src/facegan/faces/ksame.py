@@ -111,11 +111,12 @@ class KSameBank:
         self.low = int(manifest.get("low", LOW))
         self.name = manifest.get("name", SHIPPED)
 
-    def change(self, crop: np.ndarray, target: str, k: int = K, guard: bool = True) -> np.ndarray:
+    def change(self, crop: np.ndarray, target: str, k: int = K, guard: bool | np.ndarray = True) -> np.ndarray:
         """The (128, 128, 3) float32 change at alpha 1 for the aligned ``crop`` (uint8 RGB) towards the
         mean of its ``k`` nearest bank faces of group ``target``; ``guard``: only where
-        :func:`hair_guard` allows, its mean colour zero there (False: everywhere in the ellipse, its
-        mean colour zero over the ellipse, the behaviour before 2026-12-02 16:30)."""
+        :func:`hair_guard` allows (True: computed here; an array: its result for this crop), its mean
+        colour zero there (False: everywhere in the ellipse, its mean colour zero over the ellipse, the
+        behaviour before 2026-12-02 16:30)."""
         if target not in self.groups:
             raise ValueError(f"k-Same: no group {target!r} in the bank (has {self.groups})")
         v = face_vectors(crop[None], self.low)[0]
@@ -126,8 +127,8 @@ class KSameBank:
         # finest 32 px structure) goes too, which is where much of the identity change comes from
         d = (self.mean + pool[nn].mean(0) @ self.basis - v).reshape(self.low, self.low, 3)
         size = crop.shape[0]
-        if guard:
-            g = hair_guard(crop, self.low)
+        if guard is not False:
+            g = hair_guard(crop, self.low) if guard is True else np.asarray(guard, np.float32)
             w = g * _ellipse_low(size, self.low)
             d = (d - (d * w).sum((0, 1)) / w.sum()) * g  # the skin it acts on keeps its mean colour
         # faded towards the ellipse's edge (the feathered mask squared): a change that ends at full size on

@@ -176,10 +176,6 @@ def _oriented(im: Image.Image) -> Image.Image:
         return im
 
 
-def _to_rgb(im: Image.Image, label: str) -> np.ndarray:
-    return _to_photo(im, label).rgb
-
-
 def _to_photo(im: Image.Image, label: str) -> Photo:
     grey = im.mode in _GREY_MODES
     alpha = straight = None

@@ -137,9 +137,6 @@ def _same_file(a: Path, b: Path) -> bool:
     return a.resolve() == b.resolve()
 
 
-_MODES = {2: "L", 3: "LA", 4: "RGBA"}  # by the array's last dimension; (H, W, 3) is RGB
-
-
 def _as_pil(rgb: np.ndarray, alpha_ok: bool = True) -> Image.Image:
     if isinstance(rgb, Image.Image):
         return rgb.convert("RGB")

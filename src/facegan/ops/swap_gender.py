@@ -248,6 +248,15 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
             row["unsure_source"] = True
         plans.append((f, d5, al, target, row, t0))
     todo = [p for p in plans if "status" not in p[4]]
+    guards: dict = {}  # id(plan) -> where the change may act (keep_hair: faces/ksame.py's hair_guard), 32 px
+    big_guards: dict = {}  # the same at the crop's size
+
+    def guard_of(p):
+        if id(p) not in guards:
+            from ..faces.ksame import hair_guard
+
+            guards[id(p)] = hair_guard(p[2].crop)
+        return guards[id(p)]
     new: dict = {}  # id(plan) -> translated crop at the plan's current strength
     ks: dict = {}  # id(plan) -> the k-Same change of its crop (alpha 1)
     raw: dict = {}  # id(plan) -> the translated crop before k-Same
@@ -256,7 +265,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
 
         bank = get_bank()
         for p in todo:
-            ks[id(p)] = bank.change(p[2].crop, p[3], guard=bool(keep_hair))
+            ks[id(p)] = bank.change(p[2].crop, p[3], guard=guard_of(p) if keep_hair else False)
             # a light blend first; a face the identity model still matches climbs KSAME_STEPS (below)
             p[4]["ksame"] = round(float(ksame) * KSAME_STEPS[0], 4)
     if reshape is None:
@@ -266,20 +275,16 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
     rng = np.random.default_rng(seed)
     warps = _plan_warps(rgb, todo, reshape, rng) if reshape > 0 else {}
 
-    guards: dict = {}  # id(plan) -> where the change may act (keep_hair), at the crop's size
-
     def finish(p):  # the crop pasted back: the translated crop (hair kept), its k-Same change, the colour step
         crop = raw[id(p)]
         if keep_hair:
-            if id(p) not in guards:
+            if id(p) not in big_guards:
                 import cv2
 
-                from ..faces.ksame import hair_guard
-
-                g = cv2.resize(hair_guard(p[2].crop), crop.shape[:2][::-1], interpolation=cv2.INTER_CUBIC)
-                guards[id(p)] = np.clip(g, 0.0, 1.0)[..., None]
+                g = cv2.resize(guard_of(p), crop.shape[:2][::-1], interpolation=cv2.INTER_CUBIC)
+                big_guards[id(p)] = np.clip(g, 0.0, 1.0)[..., None]
             c0 = p[2].crop.astype(np.float32)
-            crop = np.clip(c0 + guards[id(p)] * (crop.astype(np.float32) - c0) + 0.5, 0, 255).astype(np.uint8)
+            crop = np.clip(c0 + big_guards[id(p)] * (crop.astype(np.float32) - c0) + 0.5, 0, 255).astype(np.uint8)
         if id(p) in ks:
             crop = bank.apply(crop, ks[id(p)], p[4]["ksame"])
         return chroma_scaled(p[2].crop, crop, chroma)
