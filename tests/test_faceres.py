@@ -216,3 +216,22 @@ def test_onnx_export_matches_pytorch_and_is_checked_at_load(tmp_path, monkeypatc
     with open(tmp_path / faceres.ONNX_FILE, "ab") as fh:
         fh.write(b"\0")
     assert faceres.FaceResIdentity(tmp_path).backend == "torch"
+
+
+def test_optional_is_none_when_absent_and_strict_only_where_asked(monkeypatch):
+    """The ops and the evaluation ask for faceres the same way: absent files -> None; files that do not
+    load -> None for the ops (logged, the report omits faceres), an error for the evaluation (strict)."""
+    monkeypatch.setattr(faceres, "available", lambda: False)
+    assert faceres.optional() is None and faceres.optional(strict=True) is None
+
+    def broken():
+        raise faceres.ModelError("faceres: bad files")
+
+    monkeypatch.setattr(faceres, "available", lambda: True)
+    monkeypatch.setattr(faceres, "get_faceres", broken)
+    assert faceres.optional() is None
+    with pytest.raises(faceres.ModelError):
+        faceres.optional(strict=True)
+    from facegan.ops import swap_gender
+
+    assert swap_gender._second_identity() is None

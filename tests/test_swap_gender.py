@@ -488,6 +488,8 @@ def test_anonymize_redoes_faces_the_identity_model_still_matches(use_tiny, fixtu
     res = swap_gender.transform_genders(rgb, op="anonymize", strength=1.0, max_strength=2.0, verify=False, seed=3, ksame=0.0)
     row = res.faces[0]
     assert row["strengths_tried"] == [1.0] and row["reshape_draws"] == 3 and len(calls) == 3
+    # the redraws before the first stronger try are larger (RESHAPE_GROWTH), and the row says so
+    assert row["reshape"] == round(swap_gender.ANONYMIZE_RESHAPE * (1 + swap_gender.RESHAPE_GROWTH), 4) > swap_gender.ANONYMIZE_RESHAPE
     # the kept draw is in the output: it differs from the first draw's output, and is reproducible
     calls.clear()
     monkeypatch.setattr(swap_gender, "RESHAPE_DRAWS", 1)

@@ -254,9 +254,9 @@ def _faceres():
 
     from ..judges import faceres
 
-    if os.environ.get("FACEGAN_EVAL_FACERES", "1") == "0" or not faceres.available():
+    if os.environ.get("FACEGAN_EVAL_FACERES", "1") == "0":
         return None
-    return faceres.get_faceres()
+    return faceres.optional(strict=True)
 
 
 def split_ops(text: str) -> list[str]:

@@ -205,6 +205,24 @@ def get_faceres() -> FaceResIdentity:
     return FaceResIdentity()
 
 
+def optional(strict: bool = False) -> FaceResIdentity | None:
+    """faceres when its files are fetched (``facegan models fetch faceres``), else None — the one way the
+    ops and the evaluation ask for it. Files that are there but do not load raise with ``strict``
+    (the evaluation: its numbers must say what judged them); otherwise they are logged and skipped
+    (the ops: a report then simply omits faceres' columns)."""
+    if not available():
+        return None
+    if strict:
+        return get_faceres()
+    try:
+        return get_faceres()
+    except Exception as e:  # unreadable or mismatching files
+        import logging
+
+        logging.getLogger("facegan").warning("faceres: not loaded (%s); reports omit it", e)
+        return None
+
+
 BACKEND_ENV = "FACEGAN_FACERES_BACKEND"  # "torch" forces PyTorch even where faceres.onnx exists
 ONNX_FILE, ONNX_META = "faceres.onnx", "faceres.onnx.json"
 
