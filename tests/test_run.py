@@ -1,0 +1,101 @@
+"""The batch runner's journal (run.py): an interrupted job — even one killed before it could write its
+reports — resumes from ``report.jsonl``; the reports are complete at the end and after Ctrl-C. A
+stand-in operation (no model) keeps this fast."""
+import json
+import shutil
+
+import pytest
+
+from facegan import run as runner
+from facegan.errors import NoFaceError
+from facegan.ops.base import Operation, OpResult
+
+
+def _op(calls, stop_at=None, fail=()):
+    def go(rgb):
+        calls.append(1)
+        if stop_at is not None and len(calls) == stop_at:
+            raise KeyboardInterrupt
+        if len(calls) in fail:
+            raise NoFaceError("no face found in the image")
+        return OpResult(image=255 - rgb, faces=[{"face": 0, "status": "changed"}, {"face": 1, "status": "changed"}])
+
+    return Operation(name="invert", title="t", description="d", run=go)
+
+
+@pytest.fixture
+def photos(fixtures_dir, tmp_path):
+    root = tmp_path / "photos"
+    (root / "sub").mkdir(parents=True)
+    for i in range(4):
+        shutil.copy(fixtures_dir / "happy1.jpg", (root / "sub" if i % 2 else root) / f"p{i}.jpg")
+    return root
+
+
+def _rows(out):
+    return json.loads((out / "report.json").read_text())["faces"]
+
+
+def test_interrupted_job_keeps_what_was_done_and_resumes(photos, tmp_path):
+    out = tmp_path / "out"
+    calls = []
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_op(_op(calls, stop_at=3), [photos], out, progress=False)
+    # two photos done: in the journal (one line each) and in the reports written on the way out
+    lines = (out / runner.JOURNAL).read_text().splitlines()
+    assert len(lines) == 2 and all(len(json.loads(x)["rows"]) == 2 for x in lines)
+    assert len(_rows(out)) == 4 and len(list(out.rglob("*.jpg"))) == 2
+    calls.clear()
+    s = runner.run_op(_op(calls), [photos], out, progress=False)
+    assert (s.processed, s.skipped, len(calls)) == (2, 2, 2)
+    rows = _rows(out)
+    assert len(rows) == 8 and len({r["file"] for r in rows}) == 4
+    assert len((out / runner.JOURNAL).read_text().splitlines()) == 4
+
+
+def test_killed_job_resumes_from_the_journal_alone(photos, tmp_path):
+    """A job killed hard leaves no up-to-date report.json, perhaps a line cut in half: the journal is enough."""
+    out = tmp_path / "out"
+    runner.run_op(_op([]), [photos], out, progress=False)
+    (out / "report.json").unlink()
+    (out / "report.csv").unlink()
+    jl = out / runner.JOURNAL
+    lines = jl.read_text().splitlines()
+    jl.write_text("\n".join(lines[:3]) + "\n" + lines[3][: len(lines[3]) // 2])  # the 4th photo's line cut short
+    calls = []
+    s = runner.run_op(_op(calls), [photos], out, progress=False)
+    assert (s.processed, s.skipped) == (1, 3)  # only the photo whose line was lost is redone
+    assert len(_rows(out)) == 8 and (out / "report.csv").exists()
+    assert all(json.loads(x) for x in jl.read_text().splitlines())  # compacted: whole lines only
+
+
+def test_failed_photos_are_retried_and_old_report_folders_resume(photos, tmp_path):
+    out = tmp_path / "out"
+    s = runner.run_op(_op([], fail=(2,)), [photos], out, progress=False)
+    assert (s.processed, s.failed) == (3, 1)
+    assert sum(r.get("status") == "failed" for r in _rows(out)) == 1
+    # an output folder written before the journal existed: report.json alone says what is done
+    (out / runner.JOURNAL).unlink()
+    calls = []
+    s = runner.run_op(_op(calls), [photos], out, progress=False)
+    assert (s.processed, s.skipped, s.failed) == (1, 3, 0)  # the failed photo, and only it
+    rows = _rows(out)
+    assert len(rows) == 8 and not any(r.get("status") == "failed" for r in rows)
+
+
+def test_reports_are_throttled_on_big_jobs_and_complete_at_the_end(photos, tmp_path, monkeypatch):
+    """With no time to spare for them (REPORT_SHARE 0) the reports are written once on the way and once
+    at the end — the journal still gets every photo."""
+    out = tmp_path / "out"
+    writes = []
+    real = runner._write_reports
+    monkeypatch.setattr(runner, "_write_reports", lambda *a: writes.append(1) or real(*a))
+    monkeypatch.setattr(runner, "REPORT_SHARE", 0.0)
+    s = runner.run_op(_op([]), [photos], out, progress=False)
+    assert s.processed == 4 and len(writes) == 2 and len(_rows(out)) == 8
+    assert len((out / runner.JOURNAL).read_text().splitlines()) == 4
+    out2 = tmp_path / "out2"
+    writes.clear()
+    monkeypatch.setattr(runner, "REPORT_SHARE", 1e9)  # cheap reports: after every photo, as before
+    runner.run_op(_op([]), [photos], out2, progress=False)
+    assert len(writes) == 5
