@@ -99,3 +99,43 @@ def test_reports_are_throttled_on_big_jobs_and_complete_at_the_end(photos, tmp_p
     monkeypatch.setattr(runner, "REPORT_SHARE", 1e9)  # cheap reports: after every photo, as before
     runner.run_op(_op([]), [photos], out2, progress=False)
     assert len(writes) == 5
+
+
+def test_workers_give_the_same_outputs_and_rows(photos, tmp_path, fixtures_dir):
+    """Two worker processes (spawned, each loading the detector itself) write the same photos and
+    report the same rows as one process; the journal holds every photo once."""
+    import numpy as np
+    from PIL import Image
+
+    from facegan.ops import get_op
+
+    op = get_op("blur")
+    shutil.copy(fixtures_dir / "two_faces.jpg", photos / "sub" / "two.jpg")
+    one = runner.run_op(op, [photos], tmp_path / "one", progress=False)
+    two = runner.run_op(op, [photos], tmp_path / "two", progress=False, workers=2)
+    assert (one.processed, one.faces) == (two.processed, two.faces) == (5, 6)
+    for f in sorted((tmp_path / "one").rglob("*.jpg")):
+        g = tmp_path / "two" / f.relative_to(tmp_path / "one")
+        assert np.array_equal(np.asarray(Image.open(f)), np.asarray(Image.open(g)))
+
+    def rows(d):
+        return sorted((r["file"], r["face"], tuple(r["box"])) for r in _rows(d))
+
+    assert rows(tmp_path / "one") == rows(tmp_path / "two")  # the same input files, faces and boxes
+    assert len((tmp_path / "two" / runner.JOURNAL).read_text().splitlines()) == 5
+    # a re-run with workers skips everything; an unregistered op cannot go to workers
+    assert runner.run_op(op, [photos], tmp_path / "two", progress=False, workers=2).skipped == 5
+    with pytest.raises(runner.ConfigError):
+        runner.run_op(_op([]), [photos], tmp_path / "x", progress=False, workers=2)
+
+
+def test_cli_workers_option(photos, tmp_path):
+    from click.testing import CliRunner
+
+    from facegan.cli import main
+
+    r = CliRunner().invoke(main, ["blur", str(photos), "-o", str(tmp_path / "o"), "-q", "--workers", "2"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output.strip().splitlines()[-1])["processed"] == 4
+    r = CliRunner().invoke(main, ["blur", str(photos), "-o", str(tmp_path / "p"), "--workers", "0"])
+    assert r.exit_code != 0 and "workers" in r.output.lower()

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import FaceganError, InputNotFoundError, OutputExistsError
+from .errors import ConfigError, FaceganError, InputNotFoundError, OutputExistsError
 from .ops.base import Operation, photo_seed
 
 REPORT_FIELDS = ["file", "output", "status", "error", "face", "box", "score", "gender_before", "p_female_before",
@@ -109,13 +109,61 @@ def _rel(path: Path, root: Path) -> str:
         return path.name
 
 
+def _process(op: Operation, opts: dict, src: Path, dst: Path, out_dir: Path,
+             max_pixels: int | None) -> tuple[list[dict], tuple | None]:
+    """One photo: read, run the op, write the output. Returns its report rows and, for a photo that
+    failed with a facegan error, (file, code, message)."""
+    from .io import read_photo, stored_like, write_image
+
+    t0 = time.perf_counter()
+    try:
+        photo = read_photo(src, max_pixels=max_pixels)
+        seeded = {"seed": photo_seed(opts["seed"], _rel(dst, out_dir))} if opts.get("seed") is not None else {}
+        res = op.run(photo.rgb, **{**opts, **seeded})
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        # the input's transparency and grey mode come back (the operation works on RGB over white)
+        write_image(dst, stored_like(photo, res.image, dst.suffix), synthetic=res.synthetic, overwrite=True,
+                    protect=[src],
+                    info={"operation": op.name, "options": json.dumps(opts),
+                          "faces": json.dumps(res.faces, default=str)[:4000]})
+        return [{"file": str(src), "output": str(dst), **r} for r in res.faces], None
+    except FaceganError as e:
+        return ([{"file": str(src), "output": None, "status": "failed", "error": f"{e.code}: {e}",
+                  "time_s": round(time.perf_counter() - t0, 3)}], (str(src), e.code, str(e)))
+
+
+def _worker_init(threads: int) -> None:
+    """A worker process of ``run_op(workers=N)``: its share of the cores (PyTorch and the ONNX
+    Runtime sessions, which take PyTorch's thread count when they are made)."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _process_by_name(name: str, opts: dict, src: Path, dst: Path, out_dir: Path, max_pixels: int | None):
+    from .ops import get_op
+
+    return _process(get_op(name), opts, src, dst, out_dir, max_pixels)
+
+
 def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options: dict | None = None,
            suffix: str = "", overwrite: bool = False, progress: bool = True, max_pixels: int | None = None,
-           fmt: str | None = None) -> JobSummary:
+           fmt: str | None = None, workers: int = 1) -> JobSummary:
+    """``workers`` > 1: photos are processed by that many worker processes (each loads the models once,
+    a few seconds, and takes its share of the cores), for large folders; outputs and rows are the
+    same as with one. Only for registered operations (``facegan.ops.get_op`` finds them by name)."""
     from tqdm import tqdm
 
-    from .io import iter_images, read_photo, stored_like, write_image
+    from .io import iter_images
 
+    if int(workers) < 1:
+        raise ConfigError(f"workers must be at least 1, not {workers}")
+    if workers > 1:
+        from .ops import get_op
+
+        if get_op(op.name) is not op:  # a worker process finds the op by name
+            raise ConfigError(f"workers > 1 needs a registered operation; {op.name!r} is not the registered one")
     opts = op.parse_options(options)
     out_dir = Path(out_dir)
     jobs: list[tuple[Path, Path]] = []
@@ -145,7 +193,7 @@ def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options
     meta = {"operation": op.name, "options": opts, "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "inputs": [str(i) for i in inputs]}
     s = JobSummary()
-    bar = tqdm(jobs, disable=not progress, desc=op.name, unit="photo")
+    bar = tqdm(total=len(jobs), disable=not progress, desc=op.name, unit="photo")
     clock = {"last": time.perf_counter(), "cost": 0.0}
 
     def reports(force: bool = False) -> None:
@@ -156,37 +204,52 @@ def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options
             clock["cost"] = clock["last"] - now
 
     journal = open(out_dir / JOURNAL, "a", encoding="utf-8")
+
+    def record(src: Path, rows: list[dict], error: tuple | None) -> None:
+        if error is None:
+            s.processed += 1
+            s.faces += len(rows)
+        else:
+            s.failed += 1
+            s.errors.append(error)
+        by_file[str(src)] = rows
+        journal.write(json.dumps({"file": str(src), "rows": rows}, default=str) + "\n")
+        journal.flush()
+        reports()
+        bar.set_postfix(faces=s.faces, failed=s.failed)
+
+    pool = None
     try:
-        for src, dst in bar:
+        todo = []
+        for src, dst in jobs:
             if str(dst) in done_outputs and dst.exists():
                 s.skipped += 1
+                bar.update(1)
                 continue
             by_file.pop(str(src), None)  # its rows from an earlier run (e.g. another output format) go
-            t0 = time.perf_counter()
-            try:
-                photo = read_photo(src, max_pixels=max_pixels)
-                seeded = {"seed": photo_seed(opts["seed"], _rel(dst, out_dir))} if opts.get("seed") is not None else {}
-                res = op.run(photo.rgb, **{**opts, **seeded})
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                # the input's transparency and grey mode come back (the operation works on RGB over white)
-                write_image(dst, stored_like(photo, res.image, dst.suffix), synthetic=res.synthetic, overwrite=True,
-                            protect=[src],
-                            info={"operation": op.name, "options": json.dumps(opts),
-                                  "faces": json.dumps(res.faces, default=str)[:4000]})
-                rows = [{"file": str(src), "output": str(dst), **r} for r in res.faces]
-                s.processed += 1
-                s.faces += len(res.faces)
-            except FaceganError as e:
-                s.failed += 1
-                s.errors.append((str(src), e.code, str(e)))
-                rows = [{"file": str(src), "output": None, "status": "failed", "error": f"{e.code}: {e}",
-                         "time_s": round(time.perf_counter() - t0, 3)}]
-            by_file[str(src)] = rows
-            journal.write(json.dumps({"file": str(src), "rows": rows}, default=str) + "\n")
-            journal.flush()
-            reports()
-            bar.set_postfix(faces=s.faces, failed=s.failed)
+            todo.append((src, dst))
+        if workers == 1 or len(todo) < 2:
+            for src, dst in todo:
+                record(src, *_process(op, opts, src, dst, out_dir, max_pixels))
+                bar.update(1)
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            n = min(int(workers), len(todo))
+            threads = max(1, (os.cpu_count() or 1) // n)
+            # spawn: fresh interpreters (a forked PyTorch / OpenMP runtime can hang)
+            pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=_worker_init, initargs=(threads,))
+            futures = {pool.submit(_process_by_name, op.name, opts, src, dst, out_dir, max_pixels): src
+                       for src, dst in todo}
+            for fut in as_completed(futures):
+                record(futures[fut], *fut.result())
+                bar.update(1)
     finally:  # also when interrupted (Ctrl-C): the reports say what was done
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
         journal.close()
         reports(force=True)
     return s

