@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from facegan.cli import main
-from facegan.errors import NoFaceError
+from facegan.errors import ConfigError, NoFaceError
 from facegan.io import is_synthetic, read_image
 
 REQUIRED = ["file", "output", "status", "face", "box", "gender_before", "gender_after", "gender_judge", "target",
@@ -794,3 +794,50 @@ def test_rows_record_the_colour_factor(portrait_path, tiny_model, monkeypatch):
     part = swap_gender.transform_genders(rgb, strength=1.0, verify=False)
     assert full.faces[0]["chroma"] == 1.0 and part.faces[0]["chroma"] == swap_gender.CHROMA == 0.75
     assert not np.array_equal(full.image, part.image)  # the colour step changes the output
+
+
+def test_anonymize_id_check_both_asks_faceres_too(use_tiny, fixtures_dir, monkeypatch):
+    """--id-check both: a face dlib no longer matches is redone while faceres still does; the row says so,
+    dlib's own report columns stay dlib's, and without faceres the option is refused before any work."""
+    from facegan.ops import swap_gender
+
+    rgb = read_image(fixtures_dir / "happy1.jpg")
+    _use_judge(monkeypatch, lambda: _Judge(rgb, True))
+    ident = swap_gender._identity()
+    checks = []
+
+    class Lenient:  # dlib stand-in: never the same person
+        name = ident.name
+        embed = staticmethod(ident.embed)
+        similarity = staticmethod(ident.similarity)
+        distance = staticmethod(ident.distance)
+
+        @staticmethod
+        def same_person(a, b, margin=0.0):
+            return False
+
+    class FakeFaceres:  # "the same person" for its first two checks of an output
+        name = "faceres"
+
+        @staticmethod
+        def predict_crops(crops):
+            return np.ones((len(crops), 4), np.float32) / 2, np.zeros(len(crops), np.float32)
+
+        @staticmethod
+        def compare(a, b):
+            checks.append(1)
+            return 1.0, len(checks) <= 2
+
+    monkeypatch.setattr(swap_gender, "_identity", lambda: Lenient)
+    monkeypatch.setattr(swap_gender, "_second_identity", lambda: FakeFaceres)
+    monkeypatch.setattr(swap_gender, "RESHAPE_DRAWS", 1)
+    kw = dict(op="anonymize", strength=1.0, max_strength=2.0, ksame=0.0, seed=3)
+    row = swap_gender.transform_genders(rgb, verify=False, **kw).faces[0]
+    assert row["strengths_tried"] == [1.0] and "id_check" not in row and checks == []  # dlib alone: done
+    row = swap_gender.transform_genders(rgb, verify=False, id_check="both", **kw).faces[0]
+    assert row["strengths_tried"] == [1.0, 1.25, 1.5] and row["id_check"] == "both" and len(checks) == 3
+    with pytest.raises(ConfigError):
+        swap_gender.transform_genders(rgb, id_check="faceres", **kw)
+    monkeypatch.setattr(swap_gender, "_second_identity", lambda: None)
+    with pytest.raises(ConfigError, match="fetch faceres"):
+        swap_gender.transform_genders(rgb, id_check="both", **kw)

@@ -117,6 +117,38 @@ def _second_identity():
     return faceres.optional()
 
 
+ID_CHECKS = ("dlib", "both")
+
+
+class _EitherIdentity:
+    """anonymize --id-check both: still the same person while dlib (with the identity margin) or faceres
+    (its own threshold) matches. Descriptors are (dlib, faceres) pairs."""
+
+    def __init__(self, dlib_model, fr):
+        self.dlib, self.fr = dlib_model, fr
+        self.name = f"{dlib_model.name}+{fr.name}"
+
+    def embed(self, rgb: np.ndarray, face) -> tuple:
+        from ..faces import align_face
+
+        e, _ = self.fr.predict_crops(align_face(rgb, face, "utkface", 128).crop[None])
+        return self.dlib.embed(rgb, face), e[0]
+
+    def same_person(self, a: tuple, b: tuple, margin: float = 0.0) -> bool:
+        return bool(self.dlib.same_person(a[0], b[0], margin=margin) or self.fr.compare(a[1], b[1])[1])
+
+
+def _steering_identity(id_check: str = "dlib"):
+    """The identity check anonymize's retries and fallback ask (see ``transform_genders``' ``id_check``)."""
+    ident = _identity()
+    if id_check == "dlib" or ident is None:
+        return ident
+    fr = _second_identity()
+    if fr is None:
+        raise ConfigError("--id-check both needs faceres: facegan models fetch faceres")
+    return _EitherIdentity(ident, fr)
+
+
 def _resnet_judge():
     try:
         from ..judges.gender_resnet import get_gender_resnet
@@ -161,7 +193,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                       reshape: float | None = None, seed: int | None = None,
                       gender_judge: str = "auto", id_margin: float | None = None,
                       fallback: str = "none", ksame: float | None = None, chroma: float = CHROMA,
-                      keep_hair: bool | None = None) -> OpResult:
+                      keep_hair: bool | None = None, id_check: str = "dlib") -> OpResult:
     """``strength`` None: the model's default for ``op`` (the shipped manifest's ``default_strength``).
 
     ``reshape`` > 0: each changed face's proportions (eye spacing, brows, nose, mouth, jaw)
@@ -186,6 +218,11 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
     0.6 rule) after the strongest try is blurred like the ``blur`` baseline (``fallback`` in its row):
     no face leaves still recognised by that model, at the cost of a natural face.
 
+    ``id_check`` (``anonymize``): the identity check the retries and the fallback ask — "dlib" (dlib with
+    ``id_margin``; faceres, when fetched, then steers nothing and is the report's independent proof) or
+    "both" (a face counts as still recognised while dlib *or* faceres matches it: stricter, and faceres'
+    columns are then no longer independent; rows say ``id_check``).
+
     ``to`` male / female: a face is left unchanged only when the gender judge is at least ``KEEP_P``
     (the vote: its ``keep_p``) sure it reads as that already (a face it only leans on is still changed, towards the target).
 
@@ -205,6 +242,8 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
 
     if fallback not in ("none", "blur"):  # refused before any work is done
         raise ConfigError(f"fallback must be 'none' or 'blur', not {fallback!r}")
+    if id_check not in ID_CHECKS:
+        raise ConfigError(f"id_check must be one of {', '.join(ID_CHECKS)}, not {id_check!r}")
     if ksame is None:
         ksame = ANONYMIZE_KSAME if op == "anonymize" else 0.0
     if keep_hair is None:
@@ -323,12 +362,12 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         return o
 
     out = rgb.copy()
-    e0: dict = {}  # id(face) -> identity descriptor of the original, computed once
+    e0: dict = {}  # (identity model, id(face)) -> descriptor of the original, computed once
 
     def original(ident, f):
-        if id(f) not in e0:
-            e0[id(f)] = ident.embed(rgb, f)
-        return e0[id(f)]
+        if (ident.name, id(f)) not in e0:
+            e0[(ident.name, id(f))] = ident.embed(rgb, f)
+        return e0[(ident.name, id(f))]
 
     # the gender reading and identity descriptor of each face in the current output, computed once:
     # the last check of the retry loop and the report read the same (unchanged) output image
@@ -356,10 +395,13 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         translate(todo, 0)  # every face that needs it
         out = compose()
         levels = max(len(v) for v in ladders.values())
-        ident = _identity() if op == "anonymize" and levels > 1 else None
+        ident = _steering_identity(id_check) if op == "anonymize" and levels > 1 else None
         if ident is not None and id_margin:
             for p in todo:
                 p[4]["id_margin"] = id_margin
+        if ident is not None and id_check != "dlib":
+            for p in todo:
+                p[4]["id_check"] = id_check
 
         def still_matched(p, o):  # the identity model still calls face p in photo o the original person
             # (with a margin: is not yet that much further away than the model's threshold)
@@ -390,7 +432,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
     if todo and fallback == "blur":
         from .baselines import blur_faces
 
-        fid = _identity()
+        fid = _steering_identity(id_check)
         still = [p for p in todo if fid.same_person(original(fid, p[0]), embedded(fid, out, p[0]))]
         if still:
             out, _ = blur_faces(out, [p[0] for p in still], FALLBACK_BLUR)
@@ -540,10 +582,10 @@ def _swap(rgb, to="opposite", strength=None, max_strength=None, gender_judge="au
 
 def _anonymize(rgb, strength=None, max_strength=None, reshape=ANONYMIZE_RESHAPE, seed=None, gender_judge="auto",
                id_margin=ANONYMIZE_ID_MARGIN, fallback="none", ksame=ANONYMIZE_KSAME, chroma=CHROMA,
-               keep_hair=KEEP_HAIR["anonymize"]):
+               keep_hair=KEEP_HAIR["anonymize"], id_check="dlib"):
     return transform_genders(rgb, to="opposite", strength=strength, op="anonymize", max_strength=max_strength,
                              reshape=reshape, seed=seed, gender_judge=gender_judge, id_margin=id_margin,
-                             fallback=fallback, ksame=ksame, chroma=chroma, keep_hair=keep_hair)
+                             fallback=fallback, ksame=ksame, chroma=chroma, keep_hair=keep_hair, id_check=id_check)
 
 
 def _strength_help(op: str) -> str:
@@ -570,6 +612,11 @@ def _check(opts: dict) -> None:
     s, m = opts.get("strength"), opts.get("max_strength")
     if s is not None and m is not None and m < s:
         raise ConfigError(f"max_strength ({m:g}) is below strength ({s:g})")
+    if opts.get("id_check") == "both":  # refused before any photo is read
+        from ..judges import faceres
+
+        if not faceres.available():
+            raise ConfigError("--id-check both needs faceres: facegan models fetch faceres")
     if opts.get("gender_judge") == "vote":  # refused before any photo is read, not once per photo
         from ..judges import faceres
 
@@ -631,6 +678,10 @@ register_op(Operation(
                       "a face counts as still recognised until the identity model's distance to the original is at "
                       "least its threshold (dlib: 0.6) plus this; larger pushes faces further from their originals "
                       "(more reshape draws and stronger changes, less natural; 0: dlib's own rule)", bounds=(0.0, 0.4)),
+             OpOption("id_check", "str", "dlib", ID_CHECKS,
+                      "the identity check the retries (and --fallback) ask: dlib (faceres, when fetched, then steers "
+                      "nothing and is the report's independent proof) or both (still recognised while dlib or faceres "
+                      "matches: fewer faces faceres re-identifies, and its columns are no longer independent)"),
              OpOption("fallback", "str", "none", ("none", "blur"),
                       "blur: a face the identity model still calls the original person (dlib's 0.6 rule) after the "
                       "strongest change is blurred like the blur baseline (its row says fallback: blur); none: "
@@ -645,6 +696,7 @@ register_op(Operation(
               "facegan anonymize photo.jpg -o anon/ --ksame 0  # more natural faces, identity models match more",
               "facegan anonymize photo.jpg -o anon/ --reshape 0  # no proportion change",
               "facegan anonymize photo.jpg -o anon/ --no-keep-hair  # change the whole face ellipse, hair inside it too",
-              "facegan anonymize photos/ -o anon/ --fallback blur  # blur faces still recognised at the end"),
+              "facegan anonymize photos/ -o anon/ --fallback blur  # blur faces still recognised at the end",
+              "facegan anonymize photos/ -o anon/ --id-check both  # redo faces faceres still matches too"),
     available=translator_available, check=_check,
 ))
