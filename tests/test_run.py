@@ -139,3 +139,14 @@ def test_cli_workers_option(photos, tmp_path):
     assert json.loads(r.output.strip().splitlines()[-1])["processed"] == 4
     r = CliRunner().invoke(main, ["blur", str(photos), "-o", str(tmp_path / "p"), "--workers", "0"])
     assert r.exit_code != 0 and "workers" in r.output.lower()
+
+
+def test_summary_flags_a_steered_second_identity_model(tmp_path):
+    from facegan.commands.ops import _proof_counts
+
+    rows = [{"same_person_2": False, "reads_as_target": True}, {"same_person_2": True, "reads_as_target": True}]
+    rep = tmp_path / "report.json"
+    rep.write_text(json.dumps({"faces": rows}))
+    assert _proof_counts(rep) == {"reads_as_target": 2, "still_same_person_second_model": 1}
+    rep.write_text(json.dumps({"faces": [dict(r, id_check="both") for r in rows]}))
+    assert _proof_counts(rep)["second_model_steered"] is True

@@ -76,8 +76,10 @@ def _proof_counts(report) -> dict:
     if ident:
         out["still_same_person"] = sum(r["same_person"] for r in ident)
     ident2 = [r for r in rows if isinstance(r.get("same_person_2"), bool)]
-    if ident2:  # faceres never steers the retries: the independent identity count
+    if ident2:  # faceres steers nothing (unless --id-check both): the independent identity count
         out["still_same_person_second_model"] = sum(r["same_person_2"] for r in ident2)
+        if any(r.get("id_check") == "both" for r in rows):  # it steered the retries: not independent
+            out["second_model_steered"] = True
     return out
 
 
