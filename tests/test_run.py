@@ -150,3 +150,36 @@ def test_summary_flags_a_steered_second_identity_model(tmp_path):
     assert _proof_counts(rep) == {"reads_as_target": 2, "still_same_person_second_model": 1}
     rep.write_text(json.dumps({"faces": [dict(r, id_check="both") for r in rows]}))
     assert _proof_counts(rep)["second_model_steered"] is True
+
+
+def test_shards_split_a_folder_and_merge_into_one_job(photos, tmp_path):
+    """N machines with --shard I/N into one output folder: each photo done exactly once, each shard with
+    its own journal and reports; `facegan report merge` joins them and a plain re-run then skips all."""
+    from click.testing import CliRunner
+
+    from facegan.cli import main
+
+    out = tmp_path / "out"
+    for k in range(8):
+        shutil.copy(photos / "p0.jpg", photos / f"q{k}.jpg")  # 12 photos
+    done = []
+    for i in range(3):
+        calls = []
+        s = runner.run_op(_op(calls), [photos], out, progress=False, shard=f"{i}/3")
+        assert s.processed == len(calls) and s.report.name == f"report.shard-{i}-of-3.json"
+        done += [r["file"] for r in json.loads(s.report.read_text())["faces"]]
+        assert (out / f"report.shard-{i}-of-3.jsonl").exists()
+    assert len(done) == 24 and len(set(done)) == 12  # every photo once (two rows each), over the shards
+    assert all(len(json.loads(p.read_text())["faces"]) > 0 for p in out.glob("report.shard-*.json"))
+    # re-running a shard skips its photos
+    assert runner.run_op(_op([]), [photos], out, progress=False, shard=(1, 3)).processed == 0
+    r = CliRunner().invoke(main, ["report", "merge", str(out)])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output) == {"report": str(out / "report.json"), "photos": 12, "rows": 24}
+    assert len(_rows(out)) == 24 and len((out / runner.JOURNAL).read_text().splitlines()) == 12
+    calls = []
+    s = runner.run_op(_op(calls), [photos], out, progress=False)
+    assert (s.processed, s.skipped, len(calls)) == (0, 12, 0)
+    for bad in ("3/3", "x", "1/0", "-1/2"):
+        with pytest.raises(runner.ConfigError):
+            runner.parse_shard(bad)

@@ -12,7 +12,7 @@ from .errors import FaceganError
 
 # one module per command group; a module that is missing is skipped (capabilities land over time)
 COMMAND_MODULES = [
-    "analyze", "align", "ops", "train", "translate", "export", "evaluate", "serve", "data", "models",
+    "analyze", "align", "ops", "train", "translate", "export", "evaluate", "serve", "data", "models", "report",
 ]
 
 EPILOG = """\b
@@ -21,6 +21,7 @@ Examples:
   facegan align photos/ -o crops/ --size 256          aligned face crops
   facegan swap-gender photo.jpg -o out/ --to opposite gender swap with a per-face report
   facegan anonymize photos/ -o anon/                  every face, resumable, report.json/csv
+  facegan anonymize photos/ -o anon/ --workers 2      the same over 2 processes (--shard I/N: machines)
   facegan train configs/gender-translator.yaml        train (or resume) a model
   facegan serve                                       web page + REST API on 127.0.0.1:7860
 Exit codes: 0 ok, 10 unsupported format, 11 corrupt image, 12 empty file, 13 image too large,

@@ -15,6 +15,7 @@ import csv
 import json
 import os
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,13 +47,13 @@ def output_path_for(src: Path, root: Path | None, out_dir: Path, suffix: str) ->
     return out_dir / rel.parent / f"{rel.stem}{suffix}{ext}"
 
 
-def _write_reports(out_dir: Path, rows: list[dict], meta: dict) -> Path:
+def _write_reports(out_dir: Path, rows: list[dict], meta: dict, stem: str = "report") -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
-    jp = out_dir / "report.json"
+    jp = out_dir / f"{stem}.json"
     tmp = jp.with_suffix(".json.tmp")
     tmp.write_text(json.dumps({"meta": meta, "faces": rows}, indent=1, default=str))
     os.replace(tmp, jp)
-    cp = out_dir / "report.csv"
+    cp = out_dir / f"{stem}.csv"
     tmp = cp.with_suffix(".csv.tmp")
     extra = sorted({k for r in rows for k in r} - set(REPORT_FIELDS))
     with open(tmp, "w", newline="") as f:
@@ -68,21 +69,25 @@ JOURNAL = "report.jsonl"
 REPORT_SHARE = 0.1  # at most this share of a job's time goes to rewriting report.json / report.csv
 
 
-def _load_previous(out_dir: Path) -> dict[str, list[dict]]:
+def _read_journal(jl: Path, done: dict[str, list[dict]]) -> None:
+    with open(jl, encoding="utf-8") as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+                done[str(rec["file"])] = list(rec["rows"])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+
+
+def _load_previous(out_dir: Path, stem: str = "report") -> dict[str, list[dict]]:
     """file -> its rows, from the journal (later lines win; a line cut short by a crash is ignored)
     or, for an output folder written before the journal existed, from ``report.json``."""
-    jl = out_dir / JOURNAL
+    jl = out_dir / f"{stem}.jsonl"
     done: dict[str, list[dict]] = {}
     if jl.exists():
-        with open(jl, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    rec = json.loads(line)
-                    done[str(rec["file"])] = list(rec["rows"])
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    continue
+        _read_journal(jl, done)
         return done
-    rp = out_dir / "report.json"
+    rp = out_dir / f"{stem}.json"
     if rp.exists():
         try:
             for r in json.loads(rp.read_text())["faces"]:
@@ -92,14 +97,62 @@ def _load_previous(out_dir: Path) -> dict[str, list[dict]]:
     return done
 
 
-def _rewrite_journal(out_dir: Path, by_file: dict[str, list[dict]]) -> None:
+def _rewrite_journal(out_dir: Path, by_file: dict[str, list[dict]], stem: str = "report") -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    jl = out_dir / JOURNAL
+    jl = out_dir / f"{stem}.jsonl"
     tmp = jl.with_suffix(".jsonl.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         for file, rows in by_file.items():
             f.write(json.dumps({"file": file, "rows": rows}, default=str) + "\n")
     os.replace(tmp, jl)
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """"I/N" (0 <= I < N) -> (I, N); None or "" -> None."""
+    if not text:
+        return None
+    try:
+        i, n = (int(v) for v in str(text).split("/"))
+    except ValueError:
+        raise ConfigError(f"shard must be I/N, e.g. 0/4, not {text!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise ConfigError(f"shard {text!r}: need 0 <= I < N")
+    return i, n
+
+
+def in_shard(rel: str, shard: tuple[int, int] | None) -> bool:
+    """Whether the photo whose output is ``rel`` (relative to the output folder) belongs to ``shard``: by a
+    hash of that path, so every machine splits a folder the same way whatever order it lists it in."""
+    return shard is None or zlib.crc32(rel.encode("utf-8")) % shard[1] == shard[0]
+
+
+def report_stem(shard: tuple[int, int] | None) -> str:
+    return "report" if shard is None else f"report.shard-{shard[0]}-of-{shard[1]}"
+
+
+def merge_reports(out_dir: str | Path) -> tuple[Path, int, int]:
+    """Joins the journals of a sharded job (``report.shard-I-of-N.jsonl``, and ``report.jsonl`` if any)
+    into ``report.jsonl`` / ``report.json`` / ``report.csv``, so the folder reads — and resumes without
+    shards — as one job's. A photo in several journals keeps a record whose outputs exist (the latest
+    journal's first). The shard files are left in place. Returns (report.json, photos, rows)."""
+    out_dir = Path(out_dir)
+    journals = sorted(out_dir.glob("report.shard-*-of-*.jsonl"), key=lambda p: p.stat().st_mtime)
+    if (out_dir / JOURNAL).exists():
+        journals.insert(0, out_dir / JOURNAL)
+    if not journals:
+        raise InputNotFoundError(f"{out_dir}: no report journal (report.jsonl or report.shard-I-of-N.jsonl)")
+    by_file: dict[str, list[dict]] = {}
+    for jl in journals:
+        recs: dict[str, list[dict]] = {}
+        _read_journal(jl, recs)
+        for file, rows in recs.items():
+            ok = bool(rows) and all(r.get("output") and Path(r["output"]).exists() for r in rows)
+            if ok or file not in by_file:
+                by_file[file] = rows
+    _rewrite_journal(out_dir, by_file)
+    rows = [r for rs in by_file.values() for r in rs]
+    meta = {"merged_from": [j.name for j in journals], "merged": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    return _write_reports(out_dir, rows, meta), len(by_file), len(rows)
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -149,10 +202,14 @@ def _process_by_name(name: str, opts: dict, src: Path, dst: Path, out_dir: Path,
 
 def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options: dict | None = None,
            suffix: str = "", overwrite: bool = False, progress: bool = True, max_pixels: int | None = None,
-           fmt: str | None = None, workers: int = 1) -> JobSummary:
+           fmt: str | None = None, workers: int = 1, shard: tuple[int, int] | str | None = None) -> JobSummary:
     """``workers`` > 1: photos are processed by that many worker processes (each loads the models once,
     a few seconds, and takes its share of the cores), for large folders; outputs and rows are the
-    same as with one. Only for registered operations (``facegan.ops.get_op`` finds them by name)."""
+    same as with one. Only for registered operations (``facegan.ops.get_op`` finds them by name).
+
+    ``shard`` (I, N) or "I/N": only this machine's share of the photos (:func:`in_shard`: by a hash of
+    each output path), with its own journal and reports (``report.shard-I-of-N.*``) so N machines can
+    write into one shared output folder; :func:`merge_reports` (``facegan report merge``) joins them."""
     from tqdm import tqdm
 
     from .io import iter_images
@@ -164,6 +221,11 @@ def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options
 
         if get_op(op.name) is not op:  # a worker process finds the op by name
             raise ConfigError(f"workers > 1 needs a registered operation; {op.name!r} is not the registered one")
+    if isinstance(shard, str) or shard is None:
+        shard = parse_shard(shard)
+    else:
+        shard = parse_shard(f"{shard[0]}/{shard[1]}")
+    stem = report_stem(shard)
     opts = op.parse_options(options)
     out_dir = Path(out_dir)
     jobs: list[tuple[Path, Path]] = []
@@ -176,7 +238,8 @@ def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options
             dst = output_path_for(f, root, out_dir, suffix)
             if fmt:
                 dst = dst.with_suffix("." + fmt.lower().lstrip("."))
-            jobs.append((f, dst))
+            if in_shard(_rel(dst, out_dir), shard):
+                jobs.append((f, dst))
     in_set = {f.resolve() for f, _ in jobs}
     for f, dst in jobs:
         if dst.resolve() in in_set:
@@ -185,13 +248,13 @@ def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options
     # resume: keep the rows of photos whose outputs exist (failed photos are tried again)
     by_file: dict[str, list[dict]] = {}
     if not overwrite:
-        for file, rows in _load_previous(out_dir).items():
+        for file, rows in _load_previous(out_dir, stem).items():
             if rows and all(r.get("output") and Path(r["output"]).exists() for r in rows):
                 by_file[file] = rows
     done_outputs = {r["output"] for rows in by_file.values() for r in rows}
-    _rewrite_journal(out_dir, by_file)  # compacted: what this run starts from
+    _rewrite_journal(out_dir, by_file, stem)  # compacted: what this run starts from
     meta = {"operation": op.name, "options": opts, "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "inputs": [str(i) for i in inputs]}
+            "inputs": [str(i) for i in inputs], **({"shard": f"{shard[0]}/{shard[1]}"} if shard else {})}
     s = JobSummary()
     bar = tqdm(total=len(jobs), disable=not progress, desc=op.name, unit="photo")
     clock = {"last": time.perf_counter(), "cost": 0.0}
@@ -199,11 +262,11 @@ def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options
     def reports(force: bool = False) -> None:
         now = time.perf_counter()
         if force or clock["cost"] <= REPORT_SHARE * (now - clock["last"]):
-            s.report = _write_reports(out_dir, [r for rows in by_file.values() for r in rows], meta)
+            s.report = _write_reports(out_dir, [r for rows in by_file.values() for r in rows], meta, stem)
             clock["last"] = time.perf_counter()
             clock["cost"] = clock["last"] - now
 
-    journal = open(out_dir / JOURNAL, "a", encoding="utf-8")
+    journal = open(out_dir / f"{stem}.jsonl", "a", encoding="utf-8")
 
     def record(src: Path, rows: list[dict], error: tuple | None) -> None:
         if error is None:

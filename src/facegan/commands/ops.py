@@ -13,7 +13,7 @@ _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 def _make(op):
     @click.pass_context
-    def cb(ctx, inputs, out, suffix, overwrite, quiet, max_pixels, fmt, workers, **kw):
+    def cb(ctx, inputs, out, suffix, overwrite, quiet, max_pixels, fmt, workers, shard, **kw):
         from ..errors import ModelError
         from ..run import run_op
 
@@ -21,7 +21,7 @@ def _make(op):
             raise ModelError(f"{op.name}: its model is not installed")
         s = run_op(op, list(inputs), out, kw,
                    suffix=suffix, overwrite=overwrite, progress=not quiet, max_pixels=max_pixels, fmt=fmt,
-                   workers=workers)
+                   workers=workers, shard=shard)
         summary = {"operation": op.name, "processed": s.processed, "skipped": s.skipped, "failed": s.failed,
                    "faces": s.faces, "report": str(s.report)}
         summary.update(_proof_counts(s.report))
@@ -43,7 +43,11 @@ def _make(op):
                            help="output format (default: same as input)"),
               click.Option(["--workers"], type=click.IntRange(min=1), default=1, show_default=True,
                            help="worker processes for a folder (each loads the models once, a few seconds, and "
-                                "takes its share of the cores; on 2 cores, 30 portraits through anonymize: 14.8 s with 2 workers, 17.6 s with 1)")]
+                                "takes its share of the cores; on 2 cores, 30 portraits through anonymize: 14.8 s with 2 workers, 17.6 s with 1)"),
+              click.Option(["--shard"], default=None, metavar="I/N",
+                           help="only this machine's share of the photos (0 <= I < N, split by a hash of each output "
+                                "path), with its own report.shard-I-of-N.*; run I = 0..N-1 on N machines into one "
+                                "shared output folder, then `facegan report merge OUT`")]
     for o in op.options:
         flag = o.name.replace("_", "-")  # max_strength -> --max-strength (the callback gets the op's name)
         if o.type == "bool":

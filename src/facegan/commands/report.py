@@ -1,0 +1,30 @@
+"""``facegan report``: what to do with a batch job's reports — join the shards of a job that ran on
+several machines (``--shard I/N``) into one."""
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.group("report", context_settings={"help_option_names": ["-h", "--help"]})
+def command():
+    """Batch-job reports.
+
+    \b
+    Examples:
+      facegan anonymize photos/ -o anon/ --shard 0/2    # machine 1 (shared output folder)
+      facegan anonymize photos/ -o anon/ --shard 1/2    # machine 2
+      facegan report merge anon/                         # report.json / .csv / .jsonl of the whole job
+    """
+
+
+@command.command("merge")
+@click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
+def merge(out_dir):
+    """Join the shard journals (report.shard-I-of-N.jsonl) in OUT_DIR into report.jsonl, report.json and
+    report.csv; a later run without --shard then resumes from them. The shard files are kept."""
+    from ..run import merge_reports
+
+    path, photos, rows = merge_reports(out_dir)
+    click.echo(json.dumps({"report": str(path), "photos": photos, "rows": rows}))
