@@ -282,6 +282,8 @@ def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options
         bar.set_postfix(faces=s.faces, failed=s.failed)
 
     pool = None
+    futures: dict = {}
+    recorded: set = set()
     try:
         todo = []
         for src, dst in jobs:
@@ -308,10 +310,15 @@ def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options
                        for src, dst in todo}
             for fut in as_completed(futures):
                 record(futures[fut], *fut.result())
+                recorded.add(fut)
                 bar.update(1)
     finally:  # also when interrupted (Ctrl-C): the reports say what was done
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+            # photos the workers finished while the job was stopping: recorded too, not redone on resume
+            for fut, src in futures.items():
+                if fut not in recorded and fut.done() and not fut.cancelled() and fut.exception() is None:
+                    record(src, *fut.result())
         bar.close()
         journal.close()
         reports(force=True)
