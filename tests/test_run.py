@@ -183,3 +183,28 @@ def test_shards_split_a_folder_and_merge_into_one_job(photos, tmp_path):
     for bad in ("3/3", "x", "1/0", "-1/2"):
         with pytest.raises(runner.ConfigError):
             runner.parse_shard(bad)
+
+
+def test_review_sheets_put_flagged_faces_first(photos, tmp_path):
+    from PIL import Image
+
+    from facegan.review import flags_of, review_sheets
+
+    def go(rgb):
+        h, w = rgb.shape[:2]
+        go.n += 1
+        return OpResult(image=255 - rgb, faces=[{"face": 0, "box": [w * 0.3, h * 0.2, w * 0.7, h * 0.7], "status": "changed",
+                                                 "identity_similarity": 0.8, "same_person": go.n == 3,
+                                                 "reads_as_target": True, "gender_after": "male"}])
+    go.n = 0
+    out = tmp_path / "out"
+    runner.run_op(Operation(name="inv", title="t", description="d", run=go), [photos], out, progress=False)
+    res = review_sheets(out, per_page=2)
+    assert (res["faces"], res["flagged"], res["failed_photos"], len(res["pages"])) == (4, 1, 0, 2)
+    im = Image.open(res["pages"][0])
+    assert im.size == (4 * (2 * 128 + 6), 128 + 60)
+    flagged = review_sheets(out, tmp_path / "only", flagged_only=True)
+    assert flagged["flagged"] == 1 and len(flagged["pages"]) == 1
+    assert flags_of({"same_person": True, "same_person_2": False, "fallback": "blur"}) == ["dlib: same", "fallback blur"]
+    with pytest.raises(runner.InputNotFoundError):
+        review_sheets(tmp_path / "nothing")

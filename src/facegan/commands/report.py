@@ -16,6 +16,7 @@ def command():
       facegan anonymize photos/ -o anon/ --shard 0/2    # machine 1 (shared output folder)
       facegan anonymize photos/ -o anon/ --shard 1/2    # machine 2
       facegan report merge anon/                         # report.json / .csv / .jsonl of the whole job
+      facegan report sheet anon/ --flagged               # review pages: faces whose checks failed
     """
 
 
@@ -28,3 +29,17 @@ def merge(out_dir):
 
     path, photos, rows = merge_reports(out_dir)
     click.echo(json.dumps({"report": str(path), "photos": photos, "rows": rows}))
+
+
+@command.command("sheet")
+@click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--dest", default=None, help="folder for the pages (default: OUT_DIR/review)")
+@click.option("--flagged", is_flag=True, help="only faces whose checks failed or could not be made")
+@click.option("--per-page", type=click.IntRange(min=1), default=40, show_default=True)
+def sheet(out_dir, dest, flagged, per_page):
+    """Review pages (JPEG) of a finished job: each face's original and output side by side with its
+    identity similarities and flags (still recognised, not read as the target, judges disagreeing,
+    blurred), flagged faces first — to check an anonymized data set by eye."""
+    from ..review import review_sheets
+
+    click.echo(json.dumps(review_sheets(out_dir, dest, flagged_only=flagged, per_page=per_page)))

@@ -1,0 +1,113 @@
+"""Review sheets for a batch job: every changed face's original and output side by side, with the proof
+the report holds for it, the faces that need a look first — so a person can check an anonymized
+data set by eye (``facegan report sheet OUT``).
+
+A face is flagged when the report says a check failed or could not be made: the identity model
+(dlib) or the second one (faceres) still calls it the same person, a gender judge does not read it as
+the target, the two judges read the original differently (the direction may be wrong), it was
+blurred as a fallback or for being too small. Failed photos have no output and are only counted.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+FLAGS = (  # (row field, value that flags the face, label)
+    ("same_person", True, "dlib: same"),
+    ("same_person_2", True, "faceres: same"),
+    ("reads_as_target", False, "judge: not target"),
+    ("resnet_reads_as_target", False, "judge 2: not target"),
+    ("judges_disagree_before", True, "judges disagree"),
+    ("fallback", "blur", "fallback blur"),
+    ("too_small", True, "too small"),
+)
+
+
+def flags_of(row: dict) -> list[str]:
+    return [label for key, bad, label in FLAGS if key in row and row[key] == bad]
+
+
+def _crop(rgb: np.ndarray, box, grow: float = 0.25) -> np.ndarray:
+    x0, y0, x1, y1 = (float(v) for v in box)
+    w, h = x1 - x0, y1 - y0
+    x0, x1 = int(max(0, x0 - grow * w)), int(min(rgb.shape[1], x1 + grow * w))
+    y0, y1 = int(max(0, y0 - grow * h)), int(min(rgb.shape[0], y1 + grow * h))
+    return rgb[y0:y1, x0:x1] if x1 > x0 and y1 > y0 else rgb
+
+
+def review_sheets(out_dir: str | Path, dest: str | Path | None = None, flagged_only: bool = False,
+                  per_page: int = 40, size: int = 128, report: str = "report.json") -> dict:
+    """Writes ``review-NNN.jpg`` pages into ``dest`` (default ``OUT/review``): per face the original
+    and the output (the face's box grown by a quarter), under them the file, the identity similarities
+    and the flags; flagged faces first. Returns counts and the pages written."""
+    from PIL import Image, ImageDraw
+
+    from .errors import InputNotFoundError
+    from .io import read_image
+
+    out_dir = Path(out_dir)
+    rp = out_dir / report
+    if not rp.exists():
+        raise InputNotFoundError(f"{rp}: no report (run an op with -o {out_dir} first)")
+    rows = json.loads(rp.read_text())["faces"]
+    faces = [r for r in rows if r.get("output") and r.get("box")]
+    failed = sum(r.get("status") == "failed" for r in rows)
+    items = sorted(((flags_of(r), i, r) for i, r in enumerate(faces)), key=lambda t: (not t[0], t[1]))
+    if flagged_only:
+        items = [t for t in items if t[0]]
+    dest = Path(dest) if dest else out_dir / "review"
+    dest.mkdir(parents=True, exist_ok=True)
+    for old in dest.glob("review-*.jpg"):
+        old.unlink()
+    cols, cap = 4, 60  # faces per row; caption height in px
+    tw, th = 2 * size + 6, size + cap
+    pages, cache = [], {}
+
+    def photo(path):
+        if path not in cache:
+            cache.clear()  # one original / output pair held at a time (rows of a photo are adjacent)
+            cache[path] = read_image(path)
+        return cache[path]
+
+    for p0 in range(0, len(items), per_page):
+        chunk = items[p0:p0 + per_page]
+        rows_n = (len(chunk) + cols - 1) // cols
+        sheet = Image.new("RGB", (cols * tw, rows_n * th), (24, 24, 24))
+        draw = ImageDraw.Draw(sheet)
+        for k, (flags, _, r) in enumerate(chunk):
+            x, y = (k % cols) * tw, (k // cols) * th
+            try:
+                a, b = _crop(photo(r["file"]), r["box"]), _crop(photo(r["output"]), r["box"])
+            except Exception as e:  # an input moved or unreadable since: say so in the tile
+                draw.text((x + 4, y + 4), f"unreadable: {type(e).__name__}", fill=(255, 120, 120))
+                continue
+            for j, c in enumerate((a, b)):
+                im = Image.fromarray(c).resize((size, size))
+                sheet.paste(im, (x + j * (size + 2), y))
+            sim = r.get("identity_similarity")
+            sim2 = r.get("identity_similarity_2")
+            line1 = f"{Path(r['file']).name[:30]} #{r.get('face', 0)}"
+            line2 = " ".join(s for s in (f"dlib {sim:.2f}" if isinstance(sim, (int, float)) else "",
+                                         f"faceres {sim2:.2f}" if isinstance(sim2, (int, float)) else "",
+                                         f"-> {r.get('gender_after', '?')}") if s)
+            draw.text((x + 4, y + size + 2), line1, fill=(230, 230, 230))
+            draw.text((x + 4, y + size + 15), line2, fill=(200, 200, 200))
+            if flags:
+                lines, cur = [], ""
+                for f in flags:  # wrapped to the tile's width (~6 px a character)
+                    if cur and len(cur) + 2 + len(f) > (tw - 8) // 6:
+                        lines.append(cur)
+                        cur = f
+                    else:
+                        cur = f"{cur}; {f}" if cur else f
+                lines.append(cur)
+                for j, text in enumerate(lines[:2]):
+                    draw.text((x + 4, y + size + 28 + 13 * j), text, fill=(255, 110, 90))
+                draw.rectangle((x, y, x + tw - 3, y + size - 1), outline=(255, 80, 60), width=2)
+        path = dest / f"review-{p0 // per_page + 1:03d}.jpg"
+        sheet.save(path, quality=88)
+        pages.append(str(path))
+    return {"faces": len(faces), "flagged": sum(bool(t[0]) for t in items) if not flagged_only else len(items),
+            "failed_photos": failed, "pages": pages}
