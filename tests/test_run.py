@@ -208,3 +208,28 @@ def test_review_sheets_put_flagged_faces_first(photos, tmp_path):
     assert flags_of({"same_person": True, "same_person_2": False, "fallback": "blur"}) == ["dlib: same", "fallback blur"]
     with pytest.raises(runner.InputNotFoundError):
         review_sheets(tmp_path / "nothing")
+
+
+def test_outputs_carry_no_camera_metadata_of_the_input(tmp_path, fixtures_dir):
+    """An anonymized photo must not keep where and with what it was taken: the input's EXIF (GPS
+    position, camera serial, owner) is not copied; the output's EXIF holds only facegan's own notes."""
+    from PIL import Image
+
+    src = tmp_path / "in"
+    src.mkdir()
+    im = Image.open(fixtures_dir / "happy1.jpg").convert("RGB")
+    exif = Image.Exif()
+    exif[0x010F] = "CameraMaker"  # Make
+    exif[0x013B] = "Jane Owner"  # Artist
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[2] = "N", (48.0, 51.0, 29.0)
+    exif.get_ifd(0x8769)[0xA431] = "SERIAL-123"  # BodySerialNumber
+    im.save(src / "a.jpg", exif=exif)
+    assert Image.open(src / "a.jpg").getexif().get_ifd(0x8825)  # the input does carry GPS
+    runner.run_op(_op([]), [src], tmp_path / "out", progress=False)
+    out = Image.open(tmp_path / "out" / "a.jpg")
+    e = out.getexif()
+    assert not e.get_ifd(0x8825) and 0x010F not in e and 0x013B not in e
+    assert 0xA431 not in e.get_ifd(0x8769)
+    assert b"CameraMaker" not in (tmp_path / "out" / "a.jpg").read_bytes()
+    assert b"SERIAL-123" not in (tmp_path / "out" / "a.jpg").read_bytes()
