@@ -11,11 +11,9 @@ import argparse
 import json
 
 import numpy as np
-import torch
-from safetensors.torch import save_file
 
-from facegan.faces.ksame import LOW, SHIPPED, build_bank
-from facegan.weights import ROOT, sha256_file
+from facegan.faces.ksame import SHIPPED, build_bank, save_bank
+from facegan.weights import ROOT
 
 
 def main() -> None:
@@ -28,16 +26,8 @@ def main() -> None:
         raise SystemExit("the cache must be 128 px crops on the utkface template")
     keep = (d["split"] == "train") & (d["age"] >= 16) & (d["age"] <= 75)
     arrays = build_bank(d["crops"][keep], d["gender"][keep], a.components)
-    out = ROOT / SHIPPED
-    out.mkdir(parents=True, exist_ok=True)
-    wf = out / "model.safetensors"
-    save_file({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}, str(wf))
-    n = [int((d["gender"][keep] == g).sum()) for g in (0, 1)]
-    manifest = {"name": SHIPPED, "class": "KSameBank", "groups": ["male", "female"], "low": LOW,
-                "components": a.components, "faces": {"male": n[0], "female": n[1]},
-                "template": "utkface", "size": 128, "sha256": sha256_file(wf)}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    print(json.dumps({"bytes": wf.stat().st_size, **manifest}))
+    manifest = save_bank(arrays, ROOT / SHIPPED, SHIPPED)
+    print(json.dumps({"bytes": (ROOT / SHIPPED / "model.safetensors").stat().st_size, **manifest}))
 
 
 if __name__ == "__main__":

@@ -164,3 +164,40 @@ def test_ksame_steps_climb_one_at_a_time(scripted, monkeypatch):
         row = swap_gender.transform_genders(rgb, **ANON).faces[0]
         assert row["ksame"] == ksame and row["strengths_tried"] == tried, (verdicts, row)
         assert not answers  # every verdict was asked for
+
+
+def test_a_bank_built_from_your_own_faces_is_used_and_named(fixtures_dir, tmp_path, monkeypatch):
+    """`facegan data ksame-bank SRC OUT` from male/ and female/ folders; FACEGAN_KSAME_BANK=OUT makes
+    anonymize use it, and each row names the bank it used."""
+    import json
+    import shutil
+
+    from click.testing import CliRunner
+
+    from facegan.cli import main
+    from facegan.faces import ksame
+    from facegan.io import read_image
+    from facegan.ops import swap_gender
+
+    src = tmp_path / "faces"
+    for f in sorted((fixtures_dir / "utk_test").glob("*.png")):
+        g = "male" if f.name.split("_")[1] == "0" else "female"
+        (src / g).mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, src / g / f.name)
+    out = tmp_path / "my-bank"
+    r = CliRunner().invoke(main, ["data", "ksame-bank", str(src), str(out), "-q", "--components", "8"])
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.output.strip().splitlines()[-1])
+    assert m["name"] == "my-bank" and m["faces"]["male"] >= 1 and m["faces"]["female"] >= 1
+    assert m["components"] <= 8 and (out / "model.safetensors").exists()
+    # a second build into the same folder is refused without --overwrite
+    r = CliRunner().invoke(main, ["data", "ksame-bank", str(src), str(out), "-q"])
+    assert r.exit_code != 0
+    monkeypatch.setenv(ksame.BANK_ENV, str(out))
+    bank = ksame.get_bank()
+    assert bank.name == "my-bank" and len(bank.labels) == m["faces"]["male"] + m["faces"]["female"]
+    rgb = read_image(fixtures_dir / "happy1.jpg")
+    row = swap_gender.transform_genders(rgb, op="anonymize", seed=0, verify=False, max_strength=1.0).faces[0]
+    assert row["ksame_bank"] == "my-bank"
+    monkeypatch.delenv(ksame.BANK_ENV)
+    assert ksame.get_bank().name == ksame.SHIPPED

@@ -17,6 +17,7 @@ def command():
       facegan data utkface-cache ../shared/datasets/utkface-64 cache/utk64_utkface64.npz --size 64
       facegan data info cache/utk64_utkface64.npz
       facegan data preview cache/utk64_utkface64.npz grid.png --n 48
+      facegan data ksame-bank my-faces/ my-bank/      # then FACEGAN_KSAME_BANK=my-bank facegan anonymize ...
     """
 
 
@@ -119,3 +120,45 @@ def preview(cache, out, n, undetected, seed, overwrite):
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(grid).save(out)
     click.echo(json.dumps({"path": out, "n": int(len(idx))}))
+
+
+@command.command("ksame-bank")
+@click.argument("src", type=click.Path())
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--name", default=None, help="the bank's name in reports (default: OUT's folder name)")
+@click.option("--components", type=click.IntRange(8, 512), default=128, show_default=True,
+              help="PCA components (at most the number of faces)")
+@click.option("--overwrite", is_flag=True, help="replace OUT's bank if there is one")
+@click.option("-q", "--quiet", is_flag=True, help="no progress bar")
+def ksame_bank(src, out, name, components, overwrite, quiet):
+    """Build a k-Same bank for `anonymize` from your own faces: SRC holds male/ and female/ folders of
+    photos (the largest face of each is used), or is a cache from `facegan data utkface-cache` (every
+    face, its gender label). Only a PCA basis and each face's coordinates are stored, no photo. Use it
+    with FACEGAN_KSAME_BANK=OUT (the shipped bank is UTKFace's: non-commercial terms)."""
+    import numpy as np
+
+    from ..errors import ConfigError, InputNotFoundError, OutputExistsError
+    from ..faces.ksame import K, build_bank, crops_from_folder, save_bank
+
+    srcp, outp = Path(src), Path(out)
+    if (outp / "model.safetensors").exists() and not overwrite:
+        raise OutputExistsError(f"{out} already holds a bank (use --overwrite to replace it)")
+    missed = 0
+    if srcp.is_file() and srcp.suffix == ".npz":
+        d = np.load(srcp, allow_pickle=False)
+        if int(d["size"]) != 128 or str(d["template"]) != "utkface":
+            raise ConfigError("the cache must hold 128 px crops on the utkface template (--size 128)")
+        crops, labels = d["crops"], d["gender"].astype(np.int64)
+    elif srcp.is_dir():
+        crops, labels, missed = crops_from_folder(srcp, progress=not quiet)
+    else:
+        raise InputNotFoundError(f"{src}: not a folder with male/ and female/, nor an .npz cache")
+    counts = [int((labels == g).sum()) for g in (0, 1)]
+    if min(counts) < 1:
+        raise ConfigError(f"{src}: faces found per group (male, female): {counts}; each needs some")
+    manifest = save_bank(build_bank(crops, labels, components), outp, name or outp.name,
+                         extra={"source": str(srcp), "images_without_face": missed})
+    if min(counts) < K:
+        click.echo(f"warning: fewer than {K} faces in a group ({counts}): k-Same then averages all of "
+                   "them, which identifies less", err=True)
+    click.echo(json.dumps(manifest))

@@ -22,6 +22,7 @@ coordinates in it (fp16), with its gender label; see its model card.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -139,9 +140,81 @@ class KSameBank:
         return np.clip(crop.astype(np.float32) + alpha * change + 0.5, 0, 255).astype(np.uint8)
 
 
-@lru_cache(maxsize=1)
+BANK_ENV = "FACEGAN_KSAME_BANK"  # a bank folder (e.g. built with `facegan data ksame-bank`) instead of the shipped one
+GROUPS = ("male", "female")
+
+
 def get_bank() -> KSameBank:
+    """The bank in ``$FACEGAN_KSAME_BANK`` when set (one you built from faces you may use, e.g. under
+    other licence terms than UTKFace's), else the shipped one."""
+    import os
+
+    return _load_bank(os.environ.get(BANK_ENV) or "")
+
+
+@lru_cache(maxsize=2)
+def _load_bank(path: str) -> KSameBank:
     from ..weights import load_model_folder, model_dir
 
-    sd, manifest = load_model_folder(model_dir(SHIPPED), label=f"shipped model {SHIPPED!r}")
+    if path:
+        sd, manifest = load_model_folder(Path(path), label=f"k-Same bank {path!r} (${BANK_ENV})")
+    else:
+        sd, manifest = load_model_folder(model_dir(SHIPPED), label=f"shipped model {SHIPPED!r}")
     return KSameBank({k: v.numpy() for k, v in sd.items()}, manifest)
+
+
+def save_bank(arrays: dict, out_dir: str | Path, name: str, extra: dict | None = None) -> dict:
+    """Writes a bank (``build_bank``'s arrays) in the shipped layout: ``model.safetensors`` + ``manifest.json``
+    (sha256, groups, sizes). Returns the manifest."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    from ..weights import sha256_file
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    wf = out / "model.safetensors"
+    save_file({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}, str(wf))
+    labels = np.asarray(arrays["labels"])
+    manifest = {"name": name, "class": "KSameBank", "groups": list(GROUPS), "low": LOW,
+                "components": int(np.asarray(arrays["basis"]).shape[0]),
+                "faces": {g: int((labels == i).sum()) for i, g in enumerate(GROUPS)},
+                "template": "utkface", "size": 128, **(extra or {}), "sha256": sha256_file(wf)}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def crops_from_folder(folder: str | Path, progress: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
+    """The largest face of every image under ``folder/male`` and ``folder/female``, aligned at 128 px on the
+    ``utkface`` template: (crops, labels 0 male / 1 female, images without a face)."""
+    from ..errors import InputNotFoundError
+    from ..io import iter_images, read_image
+    from .align import align_face
+    from .detect import detect_faces
+
+    crops, labels, missed = [], [], 0
+    for i, g in enumerate(GROUPS):
+        sub = Path(folder) / g
+        if not sub.is_dir():
+            raise InputNotFoundError(f"{sub}: a bank needs a folder per group ({', '.join(GROUPS)})")
+        files = iter_images(sub)
+        if progress:
+            from tqdm import tqdm
+
+            files = tqdm(files, desc=g, unit="photo")
+        for f in files:
+            try:
+                rgb = read_image(f)
+                faces = detect_faces(rgb, "centerface")
+            except Exception:  # an unreadable image is a missed face, not a failed bank
+                missed += 1
+                continue
+            if not faces:
+                missed += 1
+                continue
+            face = max(faces, key=lambda x: x.width * x.height)
+            crops.append(align_face(rgb, face, "utkface", 128).crop)
+            labels.append(i)
+    return np.asarray(crops, np.uint8).reshape(-1, 128, 128, 3), np.asarray(labels, np.int64), missed

@@ -315,6 +315,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
             ks[id(p)] = bank.change(p[2].crop, p[3], guard=guard_of(p) if keep_hair else False)
             # a light blend first; a face the identity model still matches climbs KSAME_STEPS (below)
             p[4]["ksame"] = round(float(ksame) * KSAME_STEPS[0], 4)
+            p[4]["ksame_bank"] = bank.name
     if reshape is None:
         reshape = ANONYMIZE_RESHAPE if op == "anonymize" else 0.0
     if id_margin is None:
