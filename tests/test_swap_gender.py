@@ -841,3 +841,36 @@ def test_anonymize_id_check_both_asks_faceres_too(use_tiny, fixtures_dir, monkey
     monkeypatch.setattr(swap_gender, "_second_identity", lambda: None)
     with pytest.raises(ConfigError, match="fetch faceres"):
         swap_gender.transform_genders(rgb, id_check="both", **kw)
+
+
+def test_eye_chroma_keeps_the_eyes_own_colours(portrait_path, tiny_model, monkeypatch):
+    """eye_chroma < 1: inside EYE_BOX the change's colour is scaled down (the irises keep their colour),
+    elsewhere as --chroma says; anonymize applies 0.5 by default, swap-gender 1, rows record it."""
+    import cv2
+
+    from facegan.errors import ConfigError
+    from facegan.io import read_image
+    from facegan.ops import swap_gender
+
+    rng = np.random.default_rng(1)
+    n = 128
+    before = rng.integers(40, 215, (n, n, 3)).astype(np.uint8)
+    after = np.clip(before.astype(int) + rng.integers(-30, 30, before.shape), 0, 255).astype(np.uint8)
+    lab = lambda x: cv2.cvtColor(x.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)[..., 1:]  # noqa: E731
+    full, eyes = swap_gender.chroma_scaled(before, after, 1.0, 1.0), swap_gender.chroma_scaled(before, after, 1.0, 0.0)
+    assert full is after
+    x0, y0, x1, y1 = (int(round(v * n)) for v in swap_gender.EYE_BOX)
+    inner = (slice(y0 + 8, y1 - 8), slice(x0 + 8, x1 - 8))
+    d_eyes = np.abs(lab(eyes) - lab(before))
+    assert d_eyes[inner].mean() < 0.6 < np.abs(lab(after) - lab(before))[inner].mean()
+    assert np.abs(lab(eyes) - lab(after))[100:].mean() < 0.6  # below the eyes: the change's colour in full
+    monkeypatch.setenv("FACEGAN_GENDER_MODEL", str(tiny_model))
+    rgb = read_image(portrait_path)
+    sw = swap_gender.transform_genders(rgb, strength=1.0, verify=False)
+    an = swap_gender.transform_genders(rgb, strength=1.0, verify=False, op="anonymize", ksame=0.0, reshape=0.0)
+    one = swap_gender.transform_genders(rgb, strength=1.0, verify=False, op="anonymize", ksame=0.0, reshape=0.0,
+                                        eye_chroma=1.0)
+    assert "eye_chroma" not in sw.faces[0] and an.faces[0]["eye_chroma"] == swap_gender.EYE_CHROMA["anonymize"] == 0.5
+    assert "eye_chroma" not in one.faces[0] and not np.array_equal(an.image, one.image)
+    with pytest.raises(ConfigError, match="eye_chroma"):
+        swap_gender.transform_genders(rgb, eye_chroma=2.0)

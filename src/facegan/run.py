@@ -28,7 +28,7 @@ REPORT_FIELDS = ["file", "output", "status", "error", "face", "box", "score", "g
                  "judges_disagree_before", "unsure_source",
                  "identity_similarity", "identity_distance", "same_person", "identity_judge",
                  "identity_similarity_2", "same_person_2", "identity_judge_2", "model", "strength",
-                 "strengths_tried", "reshape", "reshape_draws", "id_margin", "id_check", "ksame", "chroma", "keep_hair", "fallback", "too_small", "time_s"]
+                 "strengths_tried", "reshape", "reshape_draws", "id_margin", "id_check", "ksame", "ksame_bank", "chroma", "eye_chroma", "keep_hair", "fallback", "too_small", "time_s"]
 
 
 @dataclass
