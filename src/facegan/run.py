@@ -69,6 +69,11 @@ JOURNAL = "report.jsonl"
 REPORT_SHARE = 0.1  # at most this share of a job's time goes to rewriting report.json / report.csv
 
 
+def _finished(rows: list[dict]) -> bool:
+    """A photo's rows say it is done: it has rows and every output they name exists."""
+    return bool(rows) and all(r.get("output") and Path(r["output"]).exists() for r in rows)
+
+
 def _read_journal(jl: Path, done: dict[str, list[dict]]) -> None:
     with open(jl, encoding="utf-8") as f:
         for line in f:
@@ -146,8 +151,7 @@ def merge_reports(out_dir: str | Path) -> tuple[Path, int, int]:
         recs: dict[str, list[dict]] = {}
         _read_journal(jl, recs)
         for file, rows in recs.items():
-            ok = bool(rows) and all(r.get("output") and Path(r["output"]).exists() for r in rows)
-            if ok or file not in by_file:
+            if _finished(rows) or file not in by_file:
                 by_file[file] = rows
     _rewrite_journal(out_dir, by_file)
     rows = [r for rs in by_file.values() for r in rs]
@@ -249,7 +253,7 @@ def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options
     by_file: dict[str, list[dict]] = {}
     if not overwrite:
         for file, rows in _load_previous(out_dir, stem).items():
-            if rows and all(r.get("output") and Path(r["output"]).exists() for r in rows):
+            if _finished(rows):
                 by_file[file] = rows
     done_outputs = {r["output"] for rows in by_file.values() for r in rows}
     _rewrite_journal(out_dir, by_file, stem)  # compacted: what this run starts from
