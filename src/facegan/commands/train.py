@@ -41,6 +41,33 @@ def _attr_translator(raw: dict, dry_run: bool, max_minutes: float | None, max_st
     click.echo(json.dumps(res))
 
 
+def _refiner(raw: dict, dry_run: bool, max_minutes: float | None, max_steps: int | None):
+    """``method: refiner`` configs (the realism refiner for ``anonymize``, facegan.train.refiner)."""
+    import dataclasses
+
+    import yaml
+
+    from ..train.refiner import RefinerConfig, build_refiner, train
+
+    kw = {k: v for k, v in raw.items() if k not in ("method", "name")}
+    unknown = sorted(set(kw) - {f.name for f in dataclasses.fields(RefinerConfig)})
+    if unknown:
+        raise ConfigError(f"unknown refiner config keys: {', '.join(unknown)}")
+    cfg = RefinerConfig(**kw)
+    if dry_run:
+        from ..nets.blocks import count_params
+        from ..nets.translator import DomainPatchDiscriminator
+
+        click.echo(yaml.safe_dump({"method": "refiner", **dataclasses.asdict(cfg)}, sort_keys=False).rstrip())
+        click.echo("\n# networks (refiner)")
+        for n, m in {"G": build_refiner(cfg), "D": DomainPatchDiscriminator(2, cfg.ndf, cfg.n_layers_D)}.items():
+            click.echo(f"#   {n:<6} {type(m).__name__:<28} {count_params(m):>12,d} params")
+        return
+    if max_steps is not None:
+        raise ConfigError("--max-steps is not supported for method refiner (use --max-minutes)")
+    click.echo(json.dumps(train(cfg, max_minutes=max_minutes)))
+
+
 @click.command("train", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("config", required=False)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -62,7 +89,7 @@ def command(config, overrides, dry_run, max_minutes, max_steps, out_dir, list_pr
       facegan train my.yaml --out runs/try1          (my.yaml may say `base: cyclegan`)
       torchrun --nproc_per_node 4 -m facegan.cli train cyclegan-large   (multi-GPU)
     Runs resume from OUT/last automatically; methods: cyclegan (+progressive), unit, pix2pix,
-    pix2pixhd, faceswap, twingan, attr-translator, gender-classifier.
+    pix2pixhd, faceswap, twingan, attr-translator, refiner, gender-classifier.
     """
     from ..train.config import apply_set, list_presets as presets, load_raw, resolve
 
@@ -77,6 +104,8 @@ def command(config, overrides, dry_run, max_minutes, max_steps, out_dir, list_pr
         raw["out_dir"] = out_dir
     if raw.get("method") == "attr-translator":
         return _attr_translator(raw, dry_run, max_minutes, max_steps)
+    if raw.get("method") == "refiner":
+        return _refiner(raw, dry_run, max_minutes, max_steps)
     if raw.get("method") == "gender-classifier":
         from ..train.gender_classifier import train_gender_classifier
 

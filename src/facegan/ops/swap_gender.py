@@ -88,6 +88,12 @@ RESHAPE_DRAWS = 4
 # Not kept: growth 1 (to 0.2: faceres 5.6%, women -> men 94.9%, faces visibly squeezed), no stronger
 # translation for identity at all (faceres 6.1%), the redraws before k-Same's climb (18% translated stronger)
 RESHAPE_GROWTH = 0.5
+# --refine: how much of a realism refiner's change (ops/refiner_model.py, trained on anonymize's composite
+# crops, SimGAN-style) is applied to the crop paste-back receives; 0 = off. Off, and no refiner shipped: the one
+# trained 3000 CPU steps, test-rest, at 0.5: KID dlib 277.5/248.4 -> 240.5/166.3, judge-2 features 37.2/10.5 ->
+# 10.9/-0.1, but judge-2 flips 97.9/96.0 -> 96.9/91.9%, re-identified dlib/faceres 1.5/5.6 -> 2.0/6.6%; at 1:
+# 95.9/84.8% flips; by eye mottled skin, stripes, smeared mouths (reports/gender-eval/realism-test-rest/refiner-*)
+REFINE = {"swap-gender": 0.0, "anonymize": 0.0}
 
 
 def p_target(pred: dict, target: str) -> float:
@@ -202,7 +208,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                       gender_judge: str = "auto", id_margin: float | None = None,
                       fallback: str = "none", ksame: float | None = None, chroma: float = CHROMA,
                       keep_hair: bool | None = None, id_check: str = "dlib",
-                      eye_chroma: float | None = None) -> OpResult:
+                      eye_chroma: float | None = None, refine: float | None = None) -> OpResult:
     """``strength`` None: the model's default for ``op`` (the shipped manifest's ``default_strength``).
 
     ``reshape`` > 0: each changed face's proportions (eye spacing, brows, nose, mouth, jaw)
@@ -223,6 +229,9 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
     ``chroma``: how much of the change's colour (CIELAB a*/b*) is applied, its lightness always in full
     (:func:`chroma_scaled`; 1 = the model's colours, 0 = the face keeps its own); ``eye_chroma`` (None: the
     op's ``EYE_CHROMA``): the fraction of that applied around the eyes.
+
+    ``refine`` (None: the op's ``REFINE``): how much of the realism refiner's change
+    (:mod:`facegan.ops.refiner_model`) is applied to each crop before it is pasted back (0 = off).
 
     ``fallback`` "blur": a changed face the identity model still calls the original person (dlib's own
     0.6 rule) after the strongest try is blurred like the ``blur`` baseline (``fallback`` in its row):
@@ -264,6 +273,15 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         raise ConfigError(f"eye_chroma must be between 0 and 1, not {eye_chroma}")
     if not 0.0 <= float(chroma) <= 1.0:
         raise ConfigError(f"chroma must be between 0 and 1, not {chroma}")
+    if refine is None:
+        refine = REFINE.get(op, 0.0)
+    if not 0.0 <= float(refine) <= 2.0:
+        raise ConfigError(f"refine must be between 0 and 2, not {refine}")
+    refiner = None
+    if refine > 0:
+        from .refiner_model import get_refiner
+
+        refiner = get_refiner()
     if not 0.0 <= float(ksame) <= KSAME_MAX:
         raise ConfigError(f"ksame must be between 0 and {KSAME_MAX:g}, not {ksame}")
     t_start = time.perf_counter()
@@ -349,7 +367,10 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
             crop = np.clip(c0 + big_guards[id(p)] * (crop.astype(np.float32) - c0) + 0.5, 0, 255).astype(np.uint8)
         if id(p) in ks:
             crop = bank.apply(crop, ks[id(p)], p[4]["ksame"])
-        return chroma_scaled(p[2].crop, crop, chroma, eye_chroma)
+        crop = chroma_scaled(p[2].crop, crop, chroma, eye_chroma)
+        if refiner is not None:
+            crop = refiner.refine(crop[None], [p[3]], refine)[0]
+        return crop
 
     def translate(group, level):  # each face at its direction's strength of that level, one batch per strength
         by_s: dict = {}
@@ -366,6 +387,8 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                 if eye_chroma != 1.0:
                     p[4]["eye_chroma"] = float(eye_chroma)
                 p[4]["keep_hair"] = bool(keep_hair)
+                if refiner is not None:
+                    p[4]["refine"], p[4]["refiner"] = float(refine), refiner.name
                 if mono:
                     p[4]["monochrome_photo"] = True
 
@@ -608,18 +631,19 @@ def _redraw_warps(rgb, matched, warps, magnitude, rng, compose, still_matched) -
 
 def _swap(rgb, to="opposite", strength=None, max_strength=None, gender_judge="auto", chroma=CHROMA,
           eye_chroma=EYE_CHROMA["swap-gender"],
-          keep_hair=KEEP_HAIR["swap-gender"]):
+          keep_hair=KEEP_HAIR["swap-gender"], refine=REFINE["swap-gender"]):
     return transform_genders(rgb, to=to, strength=strength, max_strength=max_strength, gender_judge=gender_judge,
-                             chroma=chroma, keep_hair=keep_hair, eye_chroma=eye_chroma)
+                             chroma=chroma, keep_hair=keep_hair, eye_chroma=eye_chroma, refine=refine)
 
 
 def _anonymize(rgb, strength=None, max_strength=None, reshape=ANONYMIZE_RESHAPE, seed=None, gender_judge="auto",
                id_margin=ANONYMIZE_ID_MARGIN, fallback="none", ksame=ANONYMIZE_KSAME, chroma=CHROMA,
-               keep_hair=KEEP_HAIR["anonymize"], id_check="dlib", eye_chroma=EYE_CHROMA["anonymize"]):
+               keep_hair=KEEP_HAIR["anonymize"], id_check="dlib", eye_chroma=EYE_CHROMA["anonymize"],
+               refine=REFINE["anonymize"]):
     return transform_genders(rgb, to="opposite", strength=strength, op="anonymize", max_strength=max_strength,
                              reshape=reshape, seed=seed, gender_judge=gender_judge, id_margin=id_margin,
                              fallback=fallback, ksame=ksame, chroma=chroma, keep_hair=keep_hair, id_check=id_check,
-                             eye_chroma=eye_chroma)
+                             eye_chroma=eye_chroma, refine=refine)
 
 
 def _strength_help(op: str) -> str:
@@ -646,6 +670,10 @@ def _check(opts: dict) -> None:
     s, m = opts.get("strength"), opts.get("max_strength")
     if s is not None and m is not None and m < s:
         raise ConfigError(f"max_strength ({m:g}) is below strength ({s:g})")
+    if (opts.get("refine") or 0) > 0:  # refused before any photo is read
+        from .refiner_model import get_refiner
+
+        get_refiner()  # raises the ModelError that says what is missing
     if opts.get("id_check") == "both":  # refused before any photo is read
         from ..judges import faceres
 
@@ -675,6 +703,13 @@ def _options(op: str) -> tuple:
                      "the fraction of --chroma applied around the eyes (1 = as elsewhere; lower keeps the irises' and "
                      "lids' own colours, which the model turns grey-violet; on held-out photos 0.5 made anonymize's faces "
                      "more real-looking at the same flips, and cost swap-gender a couple of flips)", bounds=(0.0, 1.0)),
+            OpOption("refine", "float", REFINE[op], None,
+                     "experimental: how much of a realism refiner's change is applied to each face before it is "
+                     "pasted back (a small network trained, SimGAN-style, to turn anonymize's composite crops into "
+                     "real-looking faces while changing them little; 0 = off, 1 = as trained). None is shipped: train "
+                     "one (configs/anonymize-refiner.yaml) and set FACEGAN_REFINER=DIR. The CPU-trained one moved KID "
+                     "towards real faces but cost women -> men flips and looked mottled by eye",
+                     bounds=(0.0, 2.0), page=False),
             OpOption("keep_hair", "bool", KEEP_HAIR[op], None,
                      "hair, hats and background reaching into the face ellipse keep their colours: outside the inner "
                      "face the change acts only on skin-coloured pixels (cleaner hairlines and jaws on portraits; "

@@ -1,0 +1,113 @@
+"""The realism refiner of ``anonymize`` (trained by :mod:`facegan.train.refiner`): a small residual network
+that cleans the composite crop paste-back receives (translated, k-Same blended, colour scaled) towards a real
+face of the target gender, changing it as little as it can.
+
+Experimental, opt-in (``--refine``), and no refiner is shipped: the one trained for 3000 CPU steps
+(``configs/anonymize-refiner.yaml``) brought anonymize's KID closer to real faces on the held-out
+``test-rest`` photos but cost women -> men flips (96% -> 92% by judge 2 at ``--refine 0.5``) and, by eye,
+added mottled texture and smeared some faces (``reports/gender-eval/realism-test-rest/refiner-*``).
+``facegan train`` writes a finished run's model folder to ``OUT/model``; ``FACEGAN_REFINER=DIR`` loads it
+(a ``weights/anonymize-refiner`` folder would be used when no variable is set). Its change is applied inside
+the crop template's feathered face ellipse, as in training, and scaled by ``amount`` (0 = off, 1 = as trained).
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelError
+
+SHIPPED = "anonymize-refiner"
+ENV = "FACEGAN_REFINER"
+DOMAINS = ("male", "female")
+
+
+class Refiner:
+    def __init__(self, state: dict, manifest: dict, name: str, source: str):
+        import torch
+
+        from ..nets.translator import ResidualTranslator
+        from ..train.attr_translator import edit_mask_tensor
+
+        if manifest.get("class") != "ResidualTranslator" or manifest.get("template") != "utkface":
+            raise ModelError(f"{source}: not a refiner model folder (class ResidualTranslator, template utkface)")
+        self.size = int(manifest.get("size", 128))
+        self.name, self.source = name, source
+        self.net = ResidualTranslator(2, int(manifest["ngf"]), int(manifest["n_blocks"]),
+                                      n_downsampling=int(manifest.get("n_downsampling", 2)),
+                                      lowpass=int(manifest.get("lowpass", 1)))
+        try:
+            self.net.load_state_dict(state)
+        except RuntimeError as e:
+            raise ModelError(f"{source}: weights do not fit the manifest's network ({e})") from e
+        self.net.eval()
+        self.mask = edit_mask_tensor("ellipse", self.size)
+        self._torch = torch
+
+    def refine(self, crops: np.ndarray, targets, amount: float = 1.0) -> np.ndarray:
+        """``crops`` (N, size, size, 3) uint8 on the ``utkface`` template, ``targets`` "male"/"female" each:
+        the refined crops, uint8."""
+        torch = self._torch
+        if crops.shape[1:] != (self.size, self.size, 3):
+            raise ValueError(f"refiner expects {self.size} px crops, got {crops.shape[1:]}")
+        t = torch.tensor([DOMAINS.index(x) for x in targets])
+        x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+        with torch.inference_mode():
+            y = x + float(amount) * self.mask * (self.net(x, t) - x)
+        return ((y.clamp(-1, 1) + 1) * 127.5 + 0.5).byte().permute(0, 2, 3, 1).numpy()
+
+
+def refiner_available() -> bool:
+    from ..weights import available, is_model_folder
+
+    env = os.environ.get(ENV)
+    return is_model_folder(Path(env)) if env else available(SHIPPED)
+
+
+@lru_cache(maxsize=2)
+def _load(path: str | None) -> Refiner:
+    from ..weights import load_model_folder, load_shipped
+
+    if path:
+        sd, man = load_model_folder(Path(path), label=f"{ENV}={path}")
+        return Refiner(sd, man, man.get("name", Path(path).name), path)
+    sd, man = load_shipped(SHIPPED)
+    return Refiner(sd, man, man.get("name", SHIPPED), "shipped")
+
+
+def get_refiner() -> Refiner:
+    """The refiner ``FACEGAN_REFINER`` names, else a shipped one (ModelError when neither is there)."""
+    from ..weights import available
+
+    path = os.environ.get(ENV) or None
+    if path is None and not available(SHIPPED):
+        raise ModelError("--refine needs a realism refiner and none is shipped (the one trained on a CPU made faces "
+                         "look mottled): train one with `python scripts/refiner_data.py DATASET "
+                         "cache/refiner_inputs.npz` and `facegan train configs/anonymize-refiner.yaml`, then set "
+                         f"{ENV}=runs/anonymize-refiner/model")
+    return _load(path)
+
+
+def export_refiner(checkpoint: str | Path, out: str | Path, extra: dict | None = None) -> Path:
+    """Writes a training checkpoint's EMA generator as a model folder (fp16 safetensors + manifest)."""
+    import json
+
+    from ..train.checkpoint import export_half, load_checkpoint
+    from ..train.refiner import RefinerConfig, build_refiner
+    from ..weights import sha256_file
+
+    ck = Path(checkpoint)
+    meta = json.loads((ck / "meta.json").read_text())
+    cfg = RefinerConfig(**{k: v for k, v in meta["config"].items() if k in RefinerConfig.__dataclass_fields__})
+    G = build_refiner(cfg)
+    load_checkpoint(ck, {"G_ema": G})
+    out = Path(out)
+    wf = export_half(G, out / "model.safetensors")
+    man = {"name": SHIPPED, "class": "ResidualTranslator", "ngf": cfg.ngf, "n_blocks": cfg.n_blocks,
+           "n_downsampling": cfg.n_downsampling, "lowpass": cfg.lowpass, "template": "utkface", "size": cfg.size, "domains": list(DOMAINS), "step": meta["step"],
+           **(extra or {}), "sha256": sha256_file(wf)}
+    (out / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
+    return out

@@ -1,0 +1,230 @@
+"""Trains a realism refiner: a small residual network that makes composite face crops look like real
+faces while changing them as little as it can (SimGAN: Shrivastava et al., "Learning from Simulated and
+Unsupervised Images through Adversarial Training", CVPR 2017).
+
+Here the "simulated" images are the crops ``anonymize`` pastes back (translated, k-Same blended,
+colour scaled; recorded by ``scripts/refiner_data.py`` from UTKFace *train* photos), the real ones are
+aligned UTKFace train faces of the same target gender. Losses: a local adversarial loss (PatchGAN,
+one real/fake map per target gender, fed from a history of refined crops as in SimGAN) and
+self-regularisation (L1 to the input, in full and on the 4x-pooled crop, so the face's
+low-frequency appearance, which carries the changed identity, stays). Like paste-back, the change is
+multiplied by the face ellipse, and the discriminator sees the ellipse only (hair is kept anyway).
+
+Run: ``facegan train configs/anonymize-refiner.yaml`` (resumes from ``out_dir`` automatically).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..nets.cyclegan import init_weights
+from ..nets.translator import DomainPatchDiscriminator, ResidualTranslator
+from .attr_translator import MaskedEdit, _to_tensor, _to_uint8, edit_mask_tensor
+from .checkpoint import load_checkpoint, save_checkpoint
+from .ema import EMA
+
+
+@dataclass
+class RefinerConfig:
+    inputs: str = "cache/refiner_inputs.npz"  # scripts/refiner_data.py: composite crops + target gender
+    real: str = "cache/utk200_utkface128.npz"  # `facegan data utkface-cache`: real faces (train split)
+    out_dir: str = "runs/anonymize-refiner"
+    min_age: int = 16
+    max_age: int = 75
+    size: int = 128
+    batch: int = 8
+    steps: int = 3000
+    lr: float = 1e-4
+    beta1: float = 0.5
+    ngf: int = 32
+    n_blocks: int = 4
+    ndf: int = 32
+    n_layers_D: int = 2  # PatchGAN depth: 2 = 34 px patches of D's input (local realism, as SimGAN's local loss)
+    n_downsampling: int = 0  # 0: every layer at full resolution (SimGAN's refiner), no transposed convolution:
+    #                          with 2 (the translator's) the refiner met D with a checkerboard "texture" within
+    #                          600 steps, and with lowpass 2 on top of that with a 4 px dot lattice
+    lowpass: int = 1  # the change is averaged over k x k pixels (ResidualTranslator(lowpass=k))
+    d_pool: int = 2  # D sees the crops average-pooled by this factor: it judges the face's structure (ghosted
+    #                  contours, smudges), not pixel texture, which paste-back takes from the photo anyway
+    lambda_adv: float = 1.0
+    lambda_reg: float = 2.0  # L1(refined, input) per pixel
+    lambda_low: float = 10.0  # L1 of the 4x-pooled crops: the low-frequency face (the new identity) stays
+    pool_size: int = 64  # history of refined crops shown to D (half of each fake batch)
+    edit_mask: str = "ellipse"
+    d_mask: str = "ellipse"
+    ema_decay: float = 0.999
+    ckpt_every: int = 100
+    snapshot_every: int = 500
+    sample_every: int = 100
+    seed: int = 0
+    threads: int = 2
+
+
+class _Data:
+    def __init__(self, cfg: RefinerConfig):
+        from .utkface import load_cache
+
+        s = np.load(cfg.inputs, allow_pickle=False)
+        self.syn, self.syn_t = s["crops"], s["target"].astype(np.int64)
+        if self.syn.shape[1:] != (cfg.size, cfg.size, 3):
+            from ..errors import ConfigError
+
+            raise ConfigError(f"{cfg.inputs}: crops are {self.syn.shape[1:]}, config size {cfg.size}")
+        r = load_cache(cfg.real)
+        keep = (r["age"] >= cfg.min_age) & (r["age"] <= cfg.max_age) & (r["split"] == "train")
+        self.real = r["crops"]
+        self.real_idx = [np.where(keep & (r["gender"] == k))[0] for k in (0, 1)]
+        self.rng = np.random.default_rng(cfg.seed)
+
+    def _flip(self, x):
+        f = self.rng.random(len(x)) < 0.5
+        x = x.copy()
+        x[f] = x[f, :, ::-1]
+        return _to_tensor(np.ascontiguousarray(x))
+
+    def synthetic(self, n):
+        i = self.rng.integers(0, len(self.syn), n)
+        return self._flip(self.syn[i]), torch.from_numpy(self.syn_t[i])
+
+    def real_like(self, t: torch.Tensor):
+        i = np.array([self.rng.choice(self.real_idx[int(k)]) for k in t])
+        return self._flip(self.real[i])
+
+
+def build_refiner(cfg: RefinerConfig) -> ResidualTranslator:
+    G = init_weights(ResidualTranslator(2, cfg.ngf, cfg.n_blocks, n_downsampling=cfg.n_downsampling,
+                                        lowpass=cfg.lowpass))
+    last = [m for m in G.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    torch.nn.init.zeros_(last.weight)  # starts as the identity: no change until D asks for one
+    if last.bias is not None:
+        torch.nn.init.zeros_(last.bias)
+    return G
+
+
+def _save_grid(G, data: _Data, path: Path, n: int = 8):
+    from PIL import Image
+
+    rows = []
+    with torch.no_grad():
+        for k in (0, 1):
+            ix = np.where(data.syn_t == k)[0][:: max(1, (data.syn_t == k).sum() // n)][:n]
+            x = _to_tensor(data.syn[ix])
+            y = _to_uint8(G(x, torch.full((len(x),), k)))
+            d = np.clip(128 + 3 * (y.astype(np.int16) - data.syn[ix]), 0, 255).astype(np.uint8)
+            rows += [np.concatenate(list(data.syn[ix]), 1), np.concatenate(list(y), 1), np.concatenate(list(d), 1)]
+    Image.fromarray(np.concatenate(rows, 0)).save(path)
+
+
+def train(cfg: RefinerConfig, max_minutes: float | None = None) -> dict:
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out_dir)
+    (out / "samples").mkdir(parents=True, exist_ok=True)
+    logf = open(out / "train.log", "a")
+
+    def log(msg):
+        line = f"{time.strftime('%H:%M:%S')} {msg}"
+        print(line, flush=True)
+        logf.write(line + "\n")
+        logf.flush()
+
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    data = _Data(cfg)
+    log(f"inputs {len(data.syn)} (to male {int((data.syn_t == 0).sum())}, to female {int((data.syn_t == 1).sum())}); "
+        f"real train faces {[len(i) for i in data.real_idx]}")
+    G = build_refiner(cfg)
+    D = init_weights(DomainPatchDiscriminator(2, cfg.ndf, cfg.n_layers_D))
+    optG = torch.optim.Adam(G.parameters(), cfg.lr, betas=(cfg.beta1, 0.999))
+    optD = torch.optim.Adam(D.parameters(), cfg.lr, betas=(cfg.beta1, 0.999))
+    ema = EMA(G, cfg.ema_decay)
+    mask = edit_mask_tensor(cfg.edit_mask, cfg.size)
+    Gm = MaskedEdit(G, mask) if mask is not None else G
+    dmask = edit_mask_tensor(cfg.d_mask, cfg.size)
+
+    def Dm(img, t):
+        img = img * dmask if dmask is not None else img
+        return D(F.avg_pool2d(img, cfg.d_pool) if cfg.d_pool > 1 else img, t)
+
+    def view(g):
+        return MaskedEdit(g, mask) if mask is not None else g
+
+    mods = {"G": G, "D": D, "G_ema": ema.model}
+    opts = {"G": optG, "D": optD}
+    step = 0
+    ck = out / "last"
+    if (ck / "meta.json").exists():
+        step = int(load_checkpoint(ck, mods, opts)["step"])
+        data.rng = np.random.default_rng(cfg.seed + step)
+        torch.manual_seed(cfg.seed + step)
+        log(f"resumed at step {step}")
+    pool_x = torch.zeros(0, 3, cfg.size, cfg.size)
+    pool_t = torch.zeros(0, dtype=torch.long)
+
+    def lr_at(s):  # constant, then linear decay over the last half
+        half = cfg.steps // 2
+        return cfg.lr if s < half else cfg.lr * max(0.0, (cfg.steps - s) / (cfg.steps - half))
+
+    t0 = t_last = time.time()
+    hist: dict = {}
+    while step < cfg.steps:
+        for o in (optG, optD):
+            for g in o.param_groups:
+                g["lr"] = lr_at(step)
+        x, t = data.synthetic(cfg.batch)
+        fake = Gm(x, t)
+        # --- D: real faces of each target gender against refined crops (half from the history)
+        xr = data.real_like(t)
+        fd, td = fake.detach(), t
+        if len(pool_x) >= cfg.batch // 2:
+            j = torch.randint(0, len(pool_x), (cfg.batch // 2,))
+            fd = torch.cat([fd[: cfg.batch - len(j)], pool_x[j]])
+            td = torch.cat([t[: cfg.batch - len(j)], pool_t[j]])
+        d_real, d_fake = Dm(xr, t), Dm(fd, td)
+        loss_d = 0.5 * (F.mse_loss(d_real, torch.ones_like(d_real)) + F.mse_loss(d_fake, torch.zeros_like(d_fake)))
+        optD.zero_grad(set_to_none=True)
+        loss_d.backward()
+        optD.step()
+        pool_x = torch.cat([pool_x, fake.detach()])[-cfg.pool_size:]
+        pool_t = torch.cat([pool_t, t])[-cfg.pool_size:]
+        # --- G
+        d_out = Dm(fake, t)
+        loss_adv = F.mse_loss(d_out, torch.ones_like(d_out))
+        loss_reg = F.l1_loss(fake, x)
+        loss_low = F.l1_loss(F.avg_pool2d(fake, 4), F.avg_pool2d(x, 4))
+        loss_g = cfg.lambda_adv * loss_adv + cfg.lambda_reg * loss_reg + cfg.lambda_low * loss_low
+        optG.zero_grad(set_to_none=True)
+        loss_g.backward()
+        optG.step()
+        ema.update(G)
+        step += 1
+        vals = dict(d=loss_d.item(), adv=loss_adv.item(), reg=loss_reg.item(), low=loss_low.item())
+        for k, v in vals.items():
+            hist[k] = 0.98 * hist.get(k, v) + 0.02 * v
+        if step % 20 == 0:
+            el, t_last = time.time() - t_last, time.time()
+            log(f"step {step}/{cfg.steps} {el / 20:.2f}s/step lr {lr_at(step):.2e} "
+                + " ".join(f"{k} {v:.4f}" for k, v in hist.items()))
+        meta = {"step": step, "config": asdict(cfg), "time": time.time()}
+        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            save_checkpoint(ck, mods, opts, meta)
+        if cfg.snapshot_every and step % cfg.snapshot_every == 0:
+            save_checkpoint(out / f"step{step:06d}", mods, {}, meta)
+        if step % cfg.sample_every == 0:
+            _save_grid(view(ema.model), data, out / "samples" / f"step{step:06d}.png")
+        if max_minutes is not None and time.time() - t0 > max_minutes * 60:
+            save_checkpoint(ck, mods, opts, meta)
+            log(f"time budget reached at step {step}")
+            break
+    res = {"step": step}
+    if step >= cfg.steps:  # finished: the EMA generator as a model folder --refine can load
+        from ..ops.refiner_model import ENV, export_refiner
+
+        res["model"] = str(export_refiner(ck, out / "model"))
+        log(f"model folder {res['model']} (use it with {ENV}={res['model']})")
+    return res

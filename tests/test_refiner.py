@@ -1,0 +1,144 @@
+"""The realism refiner: its trainer on tiny synthetic data (steps, checkpoint, resume, samples), the
+export to a model folder, loading it with FACEGAN_REFINER, and anonymize --refine end to end."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from facegan.cli import main
+from facegan.errors import ModelError
+from facegan.io import read_image
+from facegan.ops import refiner_model as rm
+from facegan.train import refiner as tr
+
+
+def _data(tmp_path, size=32):
+    rng = np.random.default_rng(0)
+    n = 16
+    np.savez(tmp_path / "syn.npz", crops=rng.integers(0, 255, (n, size, size, 3), dtype=np.uint8),
+             target=np.arange(n) % 2, stem=np.array([f"{i}.jpg" for i in range(n)]), attempt=np.zeros(n, int))
+    m = 24
+    gender = np.arange(m) % 2
+    np.savez(tmp_path / "real.npz", crops=rng.integers(0, 255, (m, size, size, 3), dtype=np.uint8),
+             template=np.array("utkface"), size=np.array(size), age=np.full(m, 30), gender=gender,
+             race=np.zeros(m, int), stem=np.array([f"s{i}" for i in range(m)]),
+             name=np.array([f"{i}.jpg" for i in range(m)]),
+             split=np.where(np.arange(m) < m - 4, "train", "test"), detected=np.ones(m, bool))
+
+
+def _cfg(tmp_path, steps, size=32):
+    return tr.RefinerConfig(inputs=str(tmp_path / "syn.npz"), real=str(tmp_path / "real.npz"),
+                            out_dir=str(tmp_path / "run"), size=size, batch=4, steps=steps, ngf=8, n_blocks=1,
+                            ndf=8, pool_size=8, ckpt_every=2, snapshot_every=0, sample_every=2, threads=1)
+
+
+def test_refiner_starts_as_the_identity():
+    G = tr.build_refiner(tr.RefinerConfig(ngf=8, n_blocks=1))
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert torch.equal(G(x, torch.tensor([0, 1])), x)
+
+
+def test_train_checkpoints_samples_resumes_and_moves(tmp_path):
+    _data(tmp_path)
+    assert tr.train(_cfg(tmp_path, 4))["step"] == 4
+    run = tmp_path / "run"
+    meta = json.loads((run / "last" / "meta.json").read_text())
+    assert meta["step"] == 4 and meta["config"]["lambda_low"] == 10.0
+    assert (run / "samples" / "step000004.png").exists()
+    res = tr.train(_cfg(tmp_path, 6))
+    assert res["step"] == 6 and "resumed at step 4" in (run / "train.log").read_text()
+    assert json.loads((run / "model" / "manifest.json").read_text())["step"] == 6  # finished: exported
+    G = tr.build_refiner(_cfg(tmp_path, 6))
+    from facegan.train.checkpoint import load_checkpoint
+
+    load_checkpoint(run / "last", {"G": G})
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert not torch.equal(G(x, torch.tensor([0, 1])), x)  # training moved it off the identity
+
+
+def test_wrong_crop_size_is_a_config_error(tmp_path):
+    from facegan.errors import ConfigError
+
+    _data(tmp_path)
+    with pytest.raises(ConfigError, match="crops are"):
+        tr.train(_cfg(tmp_path, 1, size=64))
+
+
+def test_train_command_dry_run_lists_networks(tmp_path):
+    cfg = tmp_path / "r.yaml"
+    cfg.write_text("method: refiner\nngf: 8\nn_blocks: 1\n")
+    r = CliRunner().invoke(main, ["train", str(cfg), "--dry-run"], catch_exceptions=False)
+    assert r.exit_code == 0 and "method: refiner" in r.output and "DomainPatchDiscriminator" in r.output
+    cfg.write_text("method: refiner\nbogus: 1\n")
+    r = CliRunner().invoke(main, ["train", str(cfg), "--dry-run"])
+    assert r.exit_code != 0 and "bogus" in r.output
+
+
+@pytest.fixture
+def tiny_refiner(tmp_path_factory):
+    """A refiner trained 2 steps at 128 px (the crop size the op uses), exported as a model folder."""
+    d = tmp_path_factory.mktemp("refiner")
+    _data(d, size=128)
+    cfg = _cfg(d, 2, size=128)
+    cfg.lr, cfg.ema_decay = 0.01, 0.0  # two steps that visibly move it (the export is the EMA)
+    tr.train(cfg)
+    return rm.export_refiner(d / "run" / "last", d / "model")
+
+
+def test_export_loads_and_refines_inside_the_face_ellipse(tiny_refiner, monkeypatch):
+    man = json.loads((tiny_refiner / "manifest.json").read_text())
+    assert man["class"] == "ResidualTranslator" and man["sha256"] and man["size"] == 128
+    monkeypatch.setenv(rm.ENV, str(tiny_refiner))
+    rm._load.cache_clear()
+    ref = rm.get_refiner()
+    crops = np.random.default_rng(1).integers(0, 255, (2, 128, 128, 3), dtype=np.uint8)
+    out = ref.refine(crops, ["male", "female"], 1.0)
+    assert out.shape == crops.shape and out.dtype == np.uint8
+    assert np.array_equal(ref.refine(crops, ["male", "female"], 0.0), crops)  # amount 0: nothing
+    diff = np.abs(out.astype(int) - crops).sum(-1)
+    assert diff[:, 40:90, 40:90].mean() > 1  # it acts on the face
+    assert diff[:, :6, :6].max() == 0 and diff[:, -6:, -6:].max() == 0  # and not outside the ellipse
+    with pytest.raises(ValueError, match="128 px"):
+        ref.refine(crops[:, :64, :64], ["male", "male"])
+    rm._load.cache_clear()
+
+
+def test_refine_without_a_refiner_says_how_to_train_one(monkeypatch):
+    monkeypatch.delenv(rm.ENV, raising=False)
+    monkeypatch.setattr(rm, "SHIPPED", "no-such-refiner")
+    with pytest.raises(ModelError, match="configs/anonymize-refiner.yaml"):
+        rm.get_refiner()
+
+
+def test_a_corrupt_refiner_is_a_model_error(tiny_refiner, tmp_path, monkeypatch):
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_refiner, bad)
+    (bad / "model.safetensors").write_bytes(b"not weights")
+    monkeypatch.setenv(rm.ENV, str(bad))
+    rm._load.cache_clear()
+    with pytest.raises(ModelError, match="sha256"):
+        rm.get_refiner()
+    rm._load.cache_clear()
+
+
+def test_anonymize_refine_end_to_end(tiny_model, tiny_refiner, fixtures_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEGAN_GENDER_MODEL", str(tiny_model))
+    monkeypatch.setenv(rm.ENV, str(tiny_refiner))
+    rm._load.cache_clear()
+    src = tmp_path / "in.jpg"
+    shutil.copy(fixtures_dir / "happy1.jpg", src)
+    outs = {}
+    for amount in ("0", "1"):
+        o = tmp_path / f"out{amount}"
+        r = CliRunner().invoke(main, ["anonymize", str(src), "-o", str(o), "--refine", amount, "--seed", "3",
+                                      "--strength", "1", "-q"], catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        outs[amount] = (read_image(o / "in.jpg"), json.loads((o / "report.json").read_text())["faces"])
+    assert not np.array_equal(outs["0"][0], outs["1"][0])  # the refiner's change reached the photo
+    row = outs["1"][1][0]
+    assert row["refine"] == 1.0 and row["refiner"]
+    assert "refine" not in outs["0"][1][0]
+    rm._load.cache_clear()
