@@ -41,6 +41,17 @@ def test_refiner_starts_as_the_identity():
     assert torch.equal(G(x, torch.tensor([0, 1])), x)
 
 
+def test_resize_upsampling_refiner_has_no_transposed_convolution():
+    from facegan.nets.cyclegan import ResnetGenerator
+
+    G = tr.build_refiner(tr.RefinerConfig(ngf=8, n_blocks=1, n_downsampling=2, upsample="resize"))
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in G.modules())
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert torch.equal(G(x, torch.tensor([0, 1])), x)
+    with pytest.raises(ValueError, match="upsample"):
+        ResnetGenerator(3, 3, ngf=8, n_blocks=1, upsample="bilinear")
+
+
 def test_train_checkpoints_samples_resumes_and_moves(tmp_path):
     _data(tmp_path)
     assert tr.train(_cfg(tmp_path, 4))["step"] == 4
@@ -57,6 +68,21 @@ def test_train_checkpoints_samples_resumes_and_moves(tmp_path):
     load_checkpoint(run / "last", {"G": G})
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     assert not torch.equal(G(x, torch.tensor([0, 1])), x)  # training moved it off the identity
+
+
+def test_faceres_terms_run_in_training(tmp_path, monkeypatch):
+    from facegan.judges import faceres
+    from tests.test_faceres import _StandIn
+
+    monkeypatch.setattr(faceres, "FaceResIdentity", _StandIn)
+    _StandIn.calls = 0
+    _data(tmp_path)
+    cfg = _cfg(tmp_path, 2)
+    cfg.lambda_teacher, cfg.lambda_keep_id, cfg.d_blur = 1.0, 1.0, 1.5
+    tr.train(cfg)
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "gender teacher 1.0" in log and "keep identity 1.0" in log
+    assert _StandIn.calls == 4  # refined + input crops, each step
 
 
 def test_wrong_crop_size_is_a_config_error(tmp_path):
@@ -84,6 +110,7 @@ def tiny_refiner(tmp_path_factory):
     _data(d, size=128)
     cfg = _cfg(d, 2, size=128)
     cfg.lr, cfg.ema_decay = 0.01, 0.0  # two steps that visibly move it (the export is the EMA)
+    cfg.n_downsampling, cfg.upsample = 1, "resize"  # the manifest must rebuild this network
     tr.train(cfg)
     return rm.export_refiner(d / "run" / "last", d / "model")
 
@@ -91,6 +118,7 @@ def tiny_refiner(tmp_path_factory):
 def test_export_loads_and_refines_inside_the_face_ellipse(tiny_refiner, monkeypatch):
     man = json.loads((tiny_refiner / "manifest.json").read_text())
     assert man["class"] == "ResidualTranslator" and man["sha256"] and man["size"] == 128
+    assert man["upsample"] == "resize" and man["n_downsampling"] == 1
     monkeypatch.setenv(rm.ENV, str(tiny_refiner))
     rm._load.cache_clear()
     ref = rm.get_refiner()
@@ -103,6 +131,25 @@ def test_export_loads_and_refines_inside_the_face_ellipse(tiny_refiner, monkeypa
     assert diff[:, :6, :6].max() == 0 and diff[:, -6:, -6:].max() == 0  # and not outside the ellipse
     with pytest.raises(ValueError, match="128 px"):
         ref.refine(crops[:, :64, :64], ["male", "male"])
+    rm._load.cache_clear()
+
+
+def test_the_shipped_refiner_loads_and_keeps_the_gender_translators_crop(monkeypatch, fixtures_dir):
+    """The package's refiner (fp16, sha256-checked) on a real aligned crop: a small change, inside the ellipse."""
+    from facegan.faces.align import align_face
+    from facegan.faces.detect import detect_faces
+
+    monkeypatch.delenv(rm.ENV, raising=False)
+    rm._load.cache_clear()
+    ref = rm.get_refiner()
+    assert ref.name == "facegan-anonymize-refiner-v5" and ref.source == "shipped"
+    rgb = read_image(fixtures_dir / "happy1.jpg")
+    face = max(detect_faces(rgb, "centerface"), key=lambda f: f.width)
+    crop = align_face(rgb, face, "utkface", 128).crop
+    out = ref.refine(crop[None], ["male"], 0.5)[0]
+    diff = np.abs(out.astype(int) - crop).mean(-1)
+    assert 0.5 < diff[40:100, 30:98].mean() < 20  # it changes the face, a little
+    assert diff[:4, :4].max() == 0  # and nothing outside the face ellipse
     rm._load.cache_clear()
 
 

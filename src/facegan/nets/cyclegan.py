@@ -54,8 +54,12 @@ class ResnetGenerator(nn.Module):
     """Johnson et al. ResNet generator: c7s1-ngf, 2 down, n_blocks residual blocks, 2 up, c7s1-3."""
 
     def __init__(self, input_nc=3, output_nc=3, ngf=64, norm="instance", use_dropout=False,
-                 n_blocks=9, padding_type="reflect", n_downsampling=2):
+                 n_blocks=9, padding_type="reflect", n_downsampling=2, upsample="transpose"):
+        """``upsample`` "transpose" (the reference code's, whose checkpoints load), or "resize": nearest x2 then a
+        3x3 convolution (no checkerboard, Odena et al. 2016)."""
         super().__init__()
+        if upsample not in ("transpose", "resize"):
+            raise ValueError(f"upsample must be 'transpose' or 'resize', not {upsample!r}")
         norm_layer = get_norm_layer(norm) if isinstance(norm, str) else norm
         use_bias = _uses_bias(norm_layer)
         model = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, kernel_size=7, padding=0, bias=use_bias),
@@ -70,9 +74,13 @@ class ResnetGenerator(nn.Module):
                                   use_dropout=use_dropout, use_bias=use_bias)]
         for i in range(n_downsampling):
             mult = 2 ** (n_downsampling - i)
-            model += [nn.ConvTranspose2d(ngf * mult, int(ngf * mult / 2), kernel_size=3, stride=2, padding=1,
-                                         output_padding=1, bias=use_bias),
-                      norm_layer(int(ngf * mult / 2)), nn.ReLU(True)]
+            if upsample == "resize":
+                model += [nn.Upsample(scale_factor=2, mode="nearest"),
+                          nn.Conv2d(ngf * mult, int(ngf * mult / 2), kernel_size=3, padding=1, bias=use_bias)]
+            else:
+                model += [nn.ConvTranspose2d(ngf * mult, int(ngf * mult / 2), kernel_size=3, stride=2, padding=1,
+                                             output_padding=1, bias=use_bias)]
+            model += [norm_layer(int(ngf * mult / 2)), nn.ReLU(True)]
         model += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0), nn.Tanh()]
         self.model = nn.Sequential(*model)
 

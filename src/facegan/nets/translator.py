@@ -30,13 +30,13 @@ def lowpass_change(d: torch.Tensor, k: int) -> torch.Tensor:
 
 class ResidualTranslator(nn.Module):
     def __init__(self, n_domains: int = 2, ngf: int = 32, n_blocks: int = 6, n_downsampling: int = 2,
-                 residual_scale: float = 1.0, lowpass: int = 1):
+                 residual_scale: float = 1.0, lowpass: int = 1, upsample: str = "transpose"):
         super().__init__()
         self.n_domains = n_domains
         self.residual_scale = residual_scale
         self.lowpass = int(lowpass)
         self.net = ResnetGenerator(3 + n_domains, 3, ngf=ngf, n_blocks=n_blocks,
-                                   n_downsampling=n_downsampling,
+                                   n_downsampling=n_downsampling, upsample=upsample,
                                    norm=lambda ch: DomainNorm2d(ch, n_domains))
 
     def delta(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,6 @@ class OpOption:
     choices: tuple | None = None
     help: str = ""
     bounds: tuple | None = None  # (low, high) inclusive, for int/float options; checked when parsed
-    page: bool = True  # shown on the web page (False: CLI / API only, e.g. needs a model the user trains)
 
 
     def parse(self, value: Any) -> Any:

@@ -2,13 +2,12 @@
 that cleans the composite crop paste-back receives (translated, k-Same blended, colour scaled) towards a real
 face of the target gender, changing it as little as it can.
 
-Experimental, opt-in (``--refine``), and no refiner is shipped: the one trained for 3000 CPU steps
-(``configs/anonymize-refiner.yaml``) brought anonymize's KID closer to real faces on the held-out
-``test-rest`` photos but cost women -> men flips (96% -> 92% by judge 2 at ``--refine 0.5``) and, by eye,
-added mottled texture and smeared some faces (``reports/gender-eval/realism-test-rest/refiner-*``).
-``facegan train`` writes a finished run's model folder to ``OUT/model``; ``FACEGAN_REFINER=DIR`` loads it
-(a ``weights/anonymize-refiner`` folder would be used when no variable is set). Its change is applied inside
-the crop template's feathered face ellipse, as in training, and scaled by ``amount`` (0 = off, 1 = as trained).
+Opt-in (``anonymize --refine 0.5``; off by default): shipped as ``weights/anonymize-refiner`` (v5, fp16
+safetensors + manifest + model card with its numbers: lower KID at the same flips and re-identification on
+the evaluation's 200, two women -> men flips fewer on the ``test-rest`` photos settings are chosen on).
+``facegan train configs/anonymize-refiner.yaml`` writes a finished run's model folder to ``OUT/model``;
+``FACEGAN_REFINER=DIR`` loads such a folder instead. Its change is applied inside the crop template's
+feathered face ellipse, as in training, and scaled by ``amount`` (0 = off, 1 = as trained).
 """
 from __future__ import annotations
 
@@ -38,7 +37,8 @@ class Refiner:
         self.name, self.source = name, source
         self.net = ResidualTranslator(2, int(manifest["ngf"]), int(manifest["n_blocks"]),
                                       n_downsampling=int(manifest.get("n_downsampling", 2)),
-                                      lowpass=int(manifest.get("lowpass", 1)))
+                                      lowpass=int(manifest.get("lowpass", 1)),
+                                      upsample=str(manifest.get("upsample", "transpose")))
         try:
             self.net.load_state_dict(state)
         except RuntimeError as e:
@@ -84,8 +84,8 @@ def get_refiner() -> Refiner:
 
     path = os.environ.get(ENV) or None
     if path is None and not available(SHIPPED):
-        raise ModelError("--refine needs a realism refiner and none is shipped (the one trained on a CPU made faces "
-                         "look mottled): train one with `python scripts/refiner_data.py DATASET "
+        raise ModelError(f"--refine needs a realism refiner and the shipped one ({SHIPPED}) is not installed: "
+                         "reinstall facegan, or train one with `python scripts/refiner_data.py DATASET "
                          "cache/refiner_inputs.npz` and `facegan train configs/anonymize-refiner.yaml`, then set "
                          f"{ENV}=runs/anonymize-refiner/model")
     return _load(path)
@@ -107,7 +107,8 @@ def export_refiner(checkpoint: str | Path, out: str | Path, extra: dict | None =
     out = Path(out)
     wf = export_half(G, out / "model.safetensors")
     man = {"name": SHIPPED, "class": "ResidualTranslator", "ngf": cfg.ngf, "n_blocks": cfg.n_blocks,
-           "n_downsampling": cfg.n_downsampling, "lowpass": cfg.lowpass, "template": "utkface", "size": cfg.size, "domains": list(DOMAINS), "step": meta["step"],
+           "n_downsampling": cfg.n_downsampling, "lowpass": cfg.lowpass,
+           "upsample": cfg.upsample, "template": "utkface", "size": cfg.size, "domains": list(DOMAINS), "step": meta["step"],
            **(extra or {}), "sha256": sha256_file(wf)}
     (out / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
     return out

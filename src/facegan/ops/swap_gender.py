@@ -89,10 +89,10 @@ RESHAPE_DRAWS = 4
 # translation for identity at all (faceres 6.1%), the redraws before k-Same's climb (18% translated stronger)
 RESHAPE_GROWTH = 0.5
 # --refine: how much of a realism refiner's change (ops/refiner_model.py, trained on anonymize's composite
-# crops, SimGAN-style) is applied to the crop paste-back receives; 0 = off. Off, and no refiner shipped: the one
-# trained 3000 CPU steps, test-rest, at 0.5: KID dlib 277.5/248.4 -> 240.5/166.3, judge-2 features 37.2/10.5 ->
-# 10.9/-0.1, but judge-2 flips 97.9/96.0 -> 96.9/91.9%, re-identified dlib/faceres 1.5/5.6 -> 2.0/6.6%; at 1:
-# 95.9/84.8% flips; by eye mottled skin, stripes, smeared mouths (reports/gender-eval/realism-test-rest/refiner-*)
+# crops, SimGAN-style) is applied to the crop paste-back receives; 0 = off. Off by default: the shipped v5 at 0.5,
+# test-rest: KID dlib 277.5/248.4 -> 229.2/176.7, judge-2 features 37.2/10.5 -> 8.4/0.8, re-identified dlib/faceres
+# 1.5/5.6 -> 1.0/5.1%, but judge-2 flips 97.9/96.0 -> 97.9/93.9%; the evaluation's 200: the same flips and
+# re-identification, KID 280/292 -> 244/221. v3 (not shipped) drew grain (realism-test-rest/refiner-*)
 REFINE = {"swap-gender": 0.0, "anonymize": 0.0}
 
 
@@ -704,12 +704,12 @@ def _options(op: str) -> tuple:
                      "lids' own colours, which the model turns grey-violet; on held-out photos 0.5 made anonymize's faces "
                      "more real-looking at the same flips, and cost swap-gender a couple of flips)", bounds=(0.0, 1.0)),
             OpOption("refine", "float", REFINE[op], None,
-                     "experimental: how much of a realism refiner's change is applied to each face before it is "
-                     "pasted back (a small network trained, SimGAN-style, to turn anonymize's composite crops into "
-                     "real-looking faces while changing them little; 0 = off, 1 = as trained). None is shipped: train "
-                     "one (configs/anonymize-refiner.yaml) and set FACEGAN_REFINER=DIR. The CPU-trained one moved KID "
-                     "towards real faces but cost women -> men flips and looked mottled by eye",
-                     bounds=(0.0, 2.0), page=False),
+                     "how much of the realism refiner's change is applied to each face before it is pasted back (a "
+                     "small network trained, SimGAN-style, to turn anonymize's composite crops into real-looking "
+                     "faces while changing them little; 0 = off, 0.5 recommended, 1 = as trained: colour fringes). "
+                     "On held-out photos 0.5 lowered KID at the same re-identification; on one set it cost two "
+                     "women -> men flips. FACEGAN_REFINER=DIR loads another (configs/anonymize-refiner.yaml)",
+                     bounds=(0.0, 2.0)),
             OpOption("keep_hair", "bool", KEEP_HAIR[op], None,
                      "hair, hats and background reaching into the face ellipse keep their colours: outside the inner "
                      "face the change acts only on skin-coloured pixels (cleaner hairlines and jaws on portraits; "

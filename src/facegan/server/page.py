@@ -114,7 +114,7 @@ def build_page(ctx: ServerContext):
                 groups, widgets = {}, []  # widgets: (op name, OpOption, component)
                 for o in available:
                     with gr.Group(visible=(o.name == default)) as grp:
-                        for opt in (x for x in o.options if x.page):
+                        for opt in o.options:
                             eid = f"fg-opt-{o.name}-{opt.name}"
                             label = opt.name.replace("_", " ")
                             if opt.choices:

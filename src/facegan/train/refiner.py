@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from ..nets.cyclegan import init_weights
 from ..nets.translator import DomainPatchDiscriminator, ResidualTranslator
-from .attr_translator import MaskedEdit, _to_tensor, _to_uint8, edit_mask_tensor
+from .attr_translator import MaskedEdit, _to_tensor, _to_uint8, edit_mask_tensor, teacher_loss
 from .checkpoint import load_checkpoint, save_checkpoint
 from .ema import EMA
 
@@ -49,12 +49,19 @@ class RefinerConfig:
     n_downsampling: int = 0  # 0: every layer at full resolution (SimGAN's refiner), no transposed convolution:
     #                          with 2 (the translator's) the refiner met D with a checkerboard "texture" within
     #                          600 steps, and with lowpass 2 on top of that with a 4 px dot lattice
+    upsample: str = "transpose"  # with n_downsampling > 0: "resize" (nearest x2 + conv) draws no checkerboard
     lowpass: int = 1  # the change is averaged over k x k pixels (ResidualTranslator(lowpass=k))
     d_pool: int = 2  # D sees the crops average-pooled by this factor: it judges the face's structure (ghosted
     #                  contours, smudges), not pixel texture, which paste-back takes from the photo anyway
+    d_blur: float = 0.0  # > 0: D sees the crops Gaussian-blurred (sigma in px of size) before d_pool: real photos'
+    #                     grain is no cue (with d_pool alone the refiner learnt to add grain, not to fix contours)
     lambda_adv: float = 1.0
     lambda_reg: float = 2.0  # L1(refined, input) per pixel
     lambda_low: float = 10.0  # L1 of the 4x-pooled crops: the low-frequency face (the new identity) stays
+    lambda_teacher: float = 0.0  # faceres' gender head must read the refined crop as the target (hinged
+    teacher_margin: float = 0.1  # cross-entropy, as attr_translator's): D alone let women -> men drift back
+    lambda_keep_id: float = 0.0  # faceres: 1 - cosine(refined, input crop): the refined face stays the
+    #                              composite's person (not the photo's, whose fine detail it could restore)
     pool_size: int = 64  # history of refined crops shown to D (half of each fake batch)
     edit_mask: str = "ellipse"
     d_mask: str = "ellipse"
@@ -99,7 +106,7 @@ class _Data:
 
 def build_refiner(cfg: RefinerConfig) -> ResidualTranslator:
     G = init_weights(ResidualTranslator(2, cfg.ngf, cfg.n_blocks, n_downsampling=cfg.n_downsampling,
-                                        lowpass=cfg.lowpass))
+                                        lowpass=cfg.lowpass, upsample=cfg.upsample))
     last = [m for m in G.modules() if isinstance(m, torch.nn.Conv2d)][-1]
     torch.nn.init.zeros_(last.weight)  # starts as the identity: no change until D asks for one
     if last.bias is not None:
@@ -147,7 +154,18 @@ def train(cfg: RefinerConfig, max_minutes: float | None = None) -> dict:
     Gm = MaskedEdit(G, mask) if mask is not None else G
     dmask = edit_mask_tensor(cfg.d_mask, cfg.size)
 
+    blur_k = None
+    if cfg.d_blur > 0:
+        from .losses import _gauss
+
+        w = 2 * int(3 * cfg.d_blur) + 1
+        g = _gauss(w, cfg.d_blur, "cpu", torch.float32)
+        blur_k = (g[:, None] * g[None, :]).expand(3, 1, w, w).contiguous()
+
     def Dm(img, t):
+        if blur_k is not None:
+            p = blur_k.shape[-1] // 2
+            img = F.conv2d(F.pad(img, (p, p, p, p), mode="reflect"), blur_k, groups=3)
         img = img * dmask if dmask is not None else img
         return D(F.avg_pool2d(img, cfg.d_pool) if cfg.d_pool > 1 else img, t)
 
@@ -163,6 +181,13 @@ def train(cfg: RefinerConfig, max_minutes: float | None = None) -> dict:
         data.rng = np.random.default_rng(cfg.seed + step)
         torch.manual_seed(cfg.seed + step)
         log(f"resumed at step {step}")
+    id_net = None
+    if cfg.lambda_teacher > 0 or cfg.lambda_keep_id > 0:
+        from ..judges.faceres import FaceResIdentity
+
+        id_net = FaceResIdentity()
+        log(f"faceres terms: gender teacher {cfg.lambda_teacher} (margin {cfg.teacher_margin}), "
+            f"keep identity {cfg.lambda_keep_id}")
     pool_x = torch.zeros(0, 3, cfg.size, cfg.size)
     pool_t = torch.zeros(0, dtype=torch.long)
 
@@ -198,12 +223,24 @@ def train(cfg: RefinerConfig, max_minutes: float | None = None) -> dict:
         loss_reg = F.l1_loss(fake, x)
         loss_low = F.l1_loss(F.avg_pool2d(fake, 4), F.avg_pool2d(x, 4))
         loss_g = cfg.lambda_adv * loss_adv + cfg.lambda_reg * loss_reg + cfg.lambda_low * loss_low
+        extra = {}
+        if id_net is not None:
+            e_fake, p_male = id_net(fake)
+            if cfg.lambda_teacher > 0:
+                extra["teacher"] = teacher_loss(p_male, t, cfg.teacher_margin)
+                loss_g = loss_g + cfg.lambda_teacher * extra["teacher"]
+            if cfg.lambda_keep_id > 0:
+                with torch.no_grad():
+                    e_in = id_net(x)[0]
+                extra["keep_id"] = (1 - (e_fake * e_in).sum(1)).mean()
+                loss_g = loss_g + cfg.lambda_keep_id * extra["keep_id"]
         optG.zero_grad(set_to_none=True)
         loss_g.backward()
         optG.step()
         ema.update(G)
         step += 1
-        vals = dict(d=loss_d.item(), adv=loss_adv.item(), reg=loss_reg.item(), low=loss_low.item())
+        vals = dict(d=loss_d.item(), adv=loss_adv.item(), reg=loss_reg.item(), low=loss_low.item(),
+                    **{k: v.item() for k, v in extra.items()})
         for k, v in vals.items():
             hist[k] = 0.98 * hist.get(k, v) + 0.02 * v
         if step % 20 == 0:
