@@ -188,4 +188,14 @@ def test_anonymize_refine_end_to_end(tiny_model, tiny_refiner, fixtures_dir, tmp
     row = outs["1"][1][0]
     assert row["refine"] == 1.0 and row["refiner"]
     assert "refine" not in outs["0"][1][0]
+    # --refine-male: the amount for faces changed towards male only
+    for male_amount in ("0", "1"):
+        o = tmp_path / f"male{male_amount}"
+        r = CliRunner().invoke(main, ["anonymize", str(src), "-o", str(o), "--refine", "1", "--refine-male",
+                                      male_amount, "--seed", "3", "--strength", "1", "-q"], catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        img, rows = read_image(o / "in.jpg"), json.loads((o / "report.json").read_text())["faces"]
+        refined = row["target"] == "female" or male_amount == "1"
+        assert np.array_equal(img, outs["1" if refined else "0"][0])
+        assert ("refine" in rows[0]) == refined
     rm._load.cache_clear()

@@ -208,7 +208,8 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                       gender_judge: str = "auto", id_margin: float | None = None,
                       fallback: str = "none", ksame: float | None = None, chroma: float = CHROMA,
                       keep_hair: bool | None = None, id_check: str = "dlib",
-                      eye_chroma: float | None = None, refine: float | None = None) -> OpResult:
+                      eye_chroma: float | None = None, refine: float | None = None,
+                      refine_male: float | None = None) -> OpResult:
     """``strength`` None: the model's default for ``op`` (the shipped manifest's ``default_strength``).
 
     ``reshape`` > 0: each changed face's proportions (eye spacing, brows, nose, mouth, jaw)
@@ -231,7 +232,8 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
     op's ``EYE_CHROMA``): the fraction of that applied around the eyes.
 
     ``refine`` (None: the op's ``REFINE``): how much of the realism refiner's change
-    (:mod:`facegan.ops.refiner_model`) is applied to each crop before it is pasted back (0 = off).
+    (:mod:`facegan.ops.refiner_model`) is applied to each crop before it is pasted back (0 = off);
+    ``refine_male`` (None: ``refine``): the amount for faces changed towards male.
 
     ``fallback`` "blur": a changed face the identity model still calls the original person (dlib's own
     0.6 rule) after the strongest try is blurred like the ``blur`` baseline (``fallback`` in its row):
@@ -275,10 +277,12 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         raise ConfigError(f"chroma must be between 0 and 1, not {chroma}")
     if refine is None:
         refine = REFINE.get(op, 0.0)
-    if not 0.0 <= float(refine) <= 2.0:
-        raise ConfigError(f"refine must be between 0 and 2, not {refine}")
+    refine_to = {"female": float(refine), "male": float(refine if refine_male is None else refine_male)}
+    for name, v in (("refine", refine), ("refine_male", refine_to["male"])):
+        if not 0.0 <= float(v) <= 2.0:
+            raise ConfigError(f"{name} must be between 0 and 2, not {v}")
     refiner = None
-    if refine > 0:
+    if max(refine_to.values()) > 0:
         from .refiner_model import get_refiner
 
         refiner = get_refiner()
@@ -368,8 +372,8 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         if id(p) in ks:
             crop = bank.apply(crop, ks[id(p)], p[4]["ksame"])
         crop = chroma_scaled(p[2].crop, crop, chroma, eye_chroma)
-        if refiner is not None:
-            crop = refiner.refine(crop[None], [p[3]], refine)[0]
+        if refiner is not None and refine_to[p[3]] > 0:
+            crop = refiner.refine(crop[None], [p[3]], refine_to[p[3]])[0]
         return crop
 
     def translate(group, level):  # each face at its direction's strength of that level, one batch per strength
@@ -387,8 +391,8 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                 if eye_chroma != 1.0:
                     p[4]["eye_chroma"] = float(eye_chroma)
                 p[4]["keep_hair"] = bool(keep_hair)
-                if refiner is not None:
-                    p[4]["refine"], p[4]["refiner"] = float(refine), refiner.name
+                if refiner is not None and refine_to[p[3]] > 0:
+                    p[4]["refine"], p[4]["refiner"] = refine_to[p[3]], refiner.name
                 if mono:
                     p[4]["monochrome_photo"] = True
 
@@ -631,19 +635,20 @@ def _redraw_warps(rgb, matched, warps, magnitude, rng, compose, still_matched) -
 
 def _swap(rgb, to="opposite", strength=None, max_strength=None, gender_judge="auto", chroma=CHROMA,
           eye_chroma=EYE_CHROMA["swap-gender"],
-          keep_hair=KEEP_HAIR["swap-gender"], refine=REFINE["swap-gender"]):
+          keep_hair=KEEP_HAIR["swap-gender"], refine=REFINE["swap-gender"], refine_male=None):
     return transform_genders(rgb, to=to, strength=strength, max_strength=max_strength, gender_judge=gender_judge,
-                             chroma=chroma, keep_hair=keep_hair, eye_chroma=eye_chroma, refine=refine)
+                             chroma=chroma, keep_hair=keep_hair, eye_chroma=eye_chroma, refine=refine,
+                             refine_male=refine_male)
 
 
 def _anonymize(rgb, strength=None, max_strength=None, reshape=ANONYMIZE_RESHAPE, seed=None, gender_judge="auto",
                id_margin=ANONYMIZE_ID_MARGIN, fallback="none", ksame=ANONYMIZE_KSAME, chroma=CHROMA,
                keep_hair=KEEP_HAIR["anonymize"], id_check="dlib", eye_chroma=EYE_CHROMA["anonymize"],
-               refine=REFINE["anonymize"]):
+               refine=REFINE["anonymize"], refine_male=None):
     return transform_genders(rgb, to="opposite", strength=strength, op="anonymize", max_strength=max_strength,
                              reshape=reshape, seed=seed, gender_judge=gender_judge, id_margin=id_margin,
                              fallback=fallback, ksame=ksame, chroma=chroma, keep_hair=keep_hair, id_check=id_check,
-                             eye_chroma=eye_chroma, refine=refine)
+                             eye_chroma=eye_chroma, refine=refine, refine_male=refine_male)
 
 
 def _strength_help(op: str) -> str:
@@ -670,7 +675,7 @@ def _check(opts: dict) -> None:
     s, m = opts.get("strength"), opts.get("max_strength")
     if s is not None and m is not None and m < s:
         raise ConfigError(f"max_strength ({m:g}) is below strength ({s:g})")
-    if (opts.get("refine") or 0) > 0:  # refused before any photo is read
+    if max(opts.get("refine") or 0, opts.get("refine_male") or 0) > 0:  # refused before any photo is read
         from .refiner_model import get_refiner
 
         get_refiner()  # raises the ModelError that says what is missing
@@ -709,6 +714,10 @@ def _options(op: str) -> tuple:
                      "faces while changing them little; 0 = off, 0.5 recommended, 1 = as trained: colour fringes). "
                      "On held-out photos 0.5 lowered KID at the same re-identification; on one set it cost two "
                      "women -> men flips. FACEGAN_REFINER=DIR loads another (configs/anonymize-refiner.yaml)",
+                     bounds=(0.0, 2.0)),
+            OpOption("refine_male", "float", None, None,
+                     "--refine for faces changed towards male only (empty: as --refine); e.g. --refine 0.5 "
+                     "--refine-male 0 refines only men -> women faces, whose flips the refiner did not cost",
                      bounds=(0.0, 2.0)),
             OpOption("keep_hair", "bool", KEEP_HAIR[op], None,
                      "hair, hats and background reaching into the face ellipse keep their colours: outside the inner "
