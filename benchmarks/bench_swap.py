@@ -12,7 +12,8 @@ eager, and the op's default ONNX Runtime backend on the same weights), paste bac
 embeddings before/after + both gender judges), encode (JPEG q95 with metadata). ``end_to_end`` is
 ``transform_genders`` as the CLI runs it (verify on), without decode/encode; ``end_to_end_noverify``
 with verify off; ``anonymize_end_to_end`` the anonymize op at its defaults (reshape 0.08; verify-and-retry: each
-retry re-judges and re-embeds the face), ``anonymize_worst_case`` with every retry forced.
+retry re-judges and re-embeds the face), ``anonymize_worst_case`` with every retry forced; ``refine`` the
+realism refiner on one crop, ``anonymize_refine_*`` the same two with ``--refine 0.5`` (opt-in).
 """
 from __future__ import annotations
 
@@ -91,6 +92,7 @@ def main() -> None:
     from facegan.judges.agegender import get_age_gender
     from facegan.judges.gender_vote import get_op_gender_judge
     from facegan.ops.swap_gender import _identity, _resnet_judge, dlib5_of, transform_genders
+    from facegan.ops.refiner_model import get_refiner
     from facegan.ops.translator_model import get_translator
 
     tr = get_translator(a.model, backend="torch")
@@ -108,6 +110,7 @@ def main() -> None:
     max_diff = 0.0
     tries: list[int] = []
     ph = photos(a.portraits)
+    refiner = get_refiner()
     transform_genders(ph[0][1], model=a.model)  # warm-up: loads every model once
     for _ in range(a.repeats):
         for name, rgb in ph:
@@ -127,6 +130,7 @@ def main() -> None:
             crop = t("translate_torch", tr.translate, al.crop[None], [target])[0]
             crop_o = t("translate_onnx", tr_onnx.translate, al.crop[None], [target])[0]
             max_diff = max(max_diff, float(np.abs(crop.astype(int) - crop_o.astype(int)).max()))
+            t("refine", refiner.refine, crop[None], [target], 0.5)
             out = t("paste_back", paste_back, rgb, al, crop, mask="ellipse", mode="residual")
 
             def verify():
@@ -144,6 +148,11 @@ def main() -> None:
             # worst case: the identity check fails every time, so every strength up to the max is tried
             with _never_anonymous():
                 t("anonymize_worst_case", transform_genders, rgb, model=a.model, verify=True, op="anonymize")
+            t("anonymize_refine_end_to_end", transform_genders, rgb, model=a.model, verify=True, op="anonymize",
+              refine=0.5)
+            with _never_anonymous():
+                t("anonymize_refine_worst_case", transform_genders, rgb, model=a.model, verify=True, op="anonymize",
+                  refine=0.5)
     res = {"machine": machine(), "threads": a.threads, "model": tr.name, "op_gender_judge": op_judge.name, "photos": [n for n, _ in ph],
            "repeats": a.repeats, "onnx_max_abs_diff": max_diff, "anonymize_tries": tries, "load": os.getloadavg(),
            "stages": {k: stats(v) for k, v in times.items()},
@@ -156,7 +165,8 @@ def main() -> None:
              f"{[round(v, 2) for v in res['load']]}. Model: `{tr.name}`; the ops' gender judge: `{op_judge.name}`. Photos: " + ", ".join(res["photos"])
              + f"; {a.repeats} repeats. ONNX Runtime vs PyTorch translated crops differ by at most {max_diff:.0f} grey level(s); `end_to_end*` use the op's default backend (ONNX Runtime). "
              f"`anonymize_end_to_end`: the op at its defaults (strengths tried per face: {sorted(set(tries))}); "
-             "`anonymize_worst_case`: the identity check forced to fail, so every retry runs.", "",
+             "`anonymize_worst_case`: the identity check forced to fail, so every retry runs; `anonymize_refine_*`: "
+             "the same with `--refine 0.5`.", "",
              "Reproduce: `nice -n 10 python benchmarks/bench_swap.py`", "",
              "| stage | median ms | p90 ms | n |", "|---|---:|---:|---:|"]
     for k, v in res["stages"].items():
