@@ -8,63 +8,63 @@ import click
 from ..errors import ConfigError
 
 
-def _attr_translator(raw: dict, dry_run: bool, max_minutes: float | None, max_steps: int | None):
-    """``method: attr-translator`` configs go to the lead's trainer unchanged."""
+def _dataclass_config(raw: dict, cls, method: str):
+    """A trainer's dataclass config from the YAML keys (``method`` / ``name`` aside); unknown keys refused."""
+    import dataclasses
+
+    kw = {k: v for k, v in raw.items() if k not in ("method", "name")}
+    unknown = sorted(set(kw) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise ConfigError(f"unknown {method} config keys: {', '.join(unknown)}")
+    return cls(**kw)
+
+
+def _dry_run(method: str, cfg, nets: dict) -> None:
+    """--dry-run of a dataclass-config method: the resolved config and its networks' sizes."""
     import dataclasses
 
     import yaml
 
+    from ..nets.blocks import count_params
+
+    click.echo(yaml.safe_dump({"method": method, **dataclasses.asdict(cfg)}, sort_keys=False).rstrip())
+    click.echo(f"\n# networks ({method})")
+    for n, m in nets.items():
+        click.echo(f"#   {n:<6} {type(m).__name__:<28} {count_params(m):>12,d} params")
+
+
+def _no_max_steps(method: str, max_steps: int | None) -> None:
+    if max_steps is not None:
+        raise ConfigError(f"--max-steps is not supported for method {method} (use --max-minutes)")
+
+
+def _attr_translator(raw: dict, dry_run: bool, max_minutes: float | None, max_steps: int | None):
+    """``method: attr-translator`` configs go to the lead's trainer unchanged."""
     from ..train.attr_translator import AttrTranslatorConfig, train
 
-    kw = {k: v for k, v in raw.items() if k not in ("method", "name")}
-    fields = {f.name for f in dataclasses.fields(AttrTranslatorConfig)}
-    unknown = sorted(set(kw) - fields)
-    if unknown:
-        raise ConfigError(f"unknown attr-translator config keys: {', '.join(unknown)}")
-    cfg = AttrTranslatorConfig(**kw)
+    cfg = _dataclass_config(raw, AttrTranslatorConfig, "attr-translator")
     if dry_run:
-        from ..nets.blocks import count_params
         from ..nets.classifier import SmallCNN
         from ..nets.translator import DomainPatchDiscriminator, ResidualTranslator
 
         nd = len(cfg.domains)
-        click.echo(yaml.safe_dump({"method": "attr-translator", **dataclasses.asdict(cfg)}, sort_keys=False).rstrip())
-        click.echo("\n# networks (attr-translator)")
-        nets = {"G": ResidualTranslator(nd, cfg.ngf, cfg.n_blocks), "D": DomainPatchDiscriminator(nd, cfg.ndf),
-                "C": SmallCNN(nd)}
-        for n, m in nets.items():
-            click.echo(f"#   {n:<6} {type(m).__name__:<28} {count_params(m):>12,d} params")
-        return
-    if max_steps is not None:
-        raise ConfigError("--max-steps is not supported for method attr-translator (use --max-minutes)")
-    res = train(cfg, max_minutes=max_minutes)
-    click.echo(json.dumps(res))
+        return _dry_run("attr-translator", cfg, {"G": ResidualTranslator(nd, cfg.ngf, cfg.n_blocks),
+                                                 "D": DomainPatchDiscriminator(nd, cfg.ndf), "C": SmallCNN(nd)})
+    _no_max_steps("attr-translator", max_steps)
+    click.echo(json.dumps(train(cfg, max_minutes=max_minutes)))
 
 
 def _refiner(raw: dict, dry_run: bool, max_minutes: float | None, max_steps: int | None):
     """``method: refiner`` configs (the realism refiner for ``anonymize``, facegan.train.refiner)."""
-    import dataclasses
-
-    import yaml
-
     from ..train.refiner import RefinerConfig, build_refiner, train
 
-    kw = {k: v for k, v in raw.items() if k not in ("method", "name")}
-    unknown = sorted(set(kw) - {f.name for f in dataclasses.fields(RefinerConfig)})
-    if unknown:
-        raise ConfigError(f"unknown refiner config keys: {', '.join(unknown)}")
-    cfg = RefinerConfig(**kw)
+    cfg = _dataclass_config(raw, RefinerConfig, "refiner")
     if dry_run:
-        from ..nets.blocks import count_params
         from ..nets.translator import DomainPatchDiscriminator
 
-        click.echo(yaml.safe_dump({"method": "refiner", **dataclasses.asdict(cfg)}, sort_keys=False).rstrip())
-        click.echo("\n# networks (refiner)")
-        for n, m in {"G": build_refiner(cfg), "D": DomainPatchDiscriminator(2, cfg.ndf, cfg.n_layers_D)}.items():
-            click.echo(f"#   {n:<6} {type(m).__name__:<28} {count_params(m):>12,d} params")
-        return
-    if max_steps is not None:
-        raise ConfigError("--max-steps is not supported for method refiner (use --max-minutes)")
+        return _dry_run("refiner", cfg, {"G": build_refiner(cfg),
+                                         "D": DomainPatchDiscriminator(2, cfg.ndf, cfg.n_layers_D)})
+    _no_max_steps("refiner", max_steps)
     click.echo(json.dumps(train(cfg, max_minutes=max_minutes)))
 
 

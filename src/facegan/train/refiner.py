@@ -46,9 +46,9 @@ class RefinerConfig:
     n_blocks: int = 4
     ndf: int = 32
     n_layers_D: int = 2  # PatchGAN depth: 2 = 34 px patches of D's input (local realism, as SimGAN's local loss)
-    n_downsampling: int = 0  # 0: every layer at full resolution (SimGAN's refiner), no transposed convolution:
-    #                          with 2 (the translator's) the refiner met D with a checkerboard "texture" within
-    #                          600 steps, and with lowpass 2 on top of that with a 4 px dot lattice
+    n_downsampling: int = 0  # 0: every layer at full resolution (SimGAN's refiner); with 2 and transposed
+    #                          convolutions the refiner met D with a checkerboard "texture" within 600 steps
+    #                          (upsample "resize" avoids it; the shipped v5 recipe: configs/anonymize-refiner.yaml)
     upsample: str = "transpose"  # with n_downsampling > 0: "resize" (nearest x2 + conv) draws no checkerboard
     lowpass: int = 1  # the change is averaged over k x k pixels (ResidualTranslator(lowpass=k))
     d_pool: int = 2  # D sees the crops average-pooled by this factor: it judges the face's structure (ghosted
