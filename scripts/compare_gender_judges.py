@@ -51,8 +51,9 @@ def main() -> None:
         d5 = dlib5_of(rgb, f)
         crop = align_face(rgb, f, "utkface", 128).crop[None]
         _, p_male = fr.predict_crops(crop)
-        rows.append({"file": lab.path.name, "female": int(lab.gender == 1),
-                     "judge 1": float(j1.predict(rgb, d5)["p_female"]),
+        r1 = j1.predict(rgb, d5)
+        rows.append({"file": lab.path.name, "female": int(lab.gender == 1), "age": int(lab.age),
+                     "age 1": float(r1["age"]), "judge 1": float(r1["p_female"]),
                      "judge 1, plain chip": float(j1.gender_chips(j1.chip(rgb, d5, 32)[None])[0]),
                      "judge 2": float(j2.predict_crops(crop, "utkface")["p_female"][0]),
                      "faceres": float(1 - p_male[0])})

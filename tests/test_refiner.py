@@ -12,6 +12,7 @@ from facegan.cli import main
 from facegan.errors import ModelError
 from facegan.io import read_image
 from facegan.ops import refiner_model as rm
+from facegan.weights import load_shipped
 from facegan.train import refiner as tr
 
 
@@ -150,6 +151,14 @@ def test_the_shipped_refiner_loads_and_keeps_the_gender_translators_crop(monkeyp
     diff = np.abs(out.astype(int) - crop).mean(-1)
     assert 0.5 < diff[40:100, 30:98].mean() < 20  # it changes the face, a little
     assert diff[:4, :4].max() == 0  # and nothing outside the face ellipse
+    # ONNX Runtime (the default backend) and eager PyTorch give the same crop, to rounding
+    sd, man = load_shipped("anonymize-refiner")
+    backends = {b: rm.Refiner(sd, man, "x", "shipped", backend=b) for b in ("torch", "onnx")}
+    assert backends["onnx"].backend == "onnx"
+    both = [r.refine(crop[None], ["male"], 0.5)[0].astype(int) for r in backends.values()]
+    assert np.abs(both[0] - both[1]).max() <= 1
+    with pytest.raises(ModelError, match="backend"):
+        rm.Refiner(sd, man, "x", "shipped", backend="cuda-please")
     rm._load.cache_clear()
 
 
@@ -198,4 +207,24 @@ def test_anonymize_refine_end_to_end(tiny_model, tiny_refiner, fixtures_dir, tmp
         refined = row["target"] == "female" or male_amount == "1"
         assert np.array_equal(img, outs["1" if refined else "0"][0])
         assert ("refine" in rows[0]) == refined
+    # the default: faces changed towards female refined at 0.5, those towards male not
+    o = tmp_path / "default"
+    r = CliRunner().invoke(main, ["anonymize", str(src), "-o", str(o), "--seed", "3", "--strength", "1", "-q"],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    rows = json.loads((o / "report.json").read_text())["faces"]
+    assert rows[0].get("refine") == (0.5 if rows[0]["target"] == "female" else None)
     rm._load.cache_clear()
+
+
+def test_refine_amounts_default_per_op_and_direction():
+    from facegan.errors import ConfigError
+    from facegan.ops.swap_gender import refine_amounts
+
+    assert refine_amounts("anonymize") == {"female": 0.5, "male": 0.0}
+    assert refine_amounts("swap-gender") == {"female": 0.0, "male": 0.0}
+    assert refine_amounts("anonymize", 1.0) == {"female": 1.0, "male": 1.0}  # a number sets both
+    assert refine_amounts("anonymize", None, 0.25) == {"female": 0.5, "male": 0.25}
+    assert refine_amounts("swap-gender", 0.5, 0) == {"female": 0.5, "male": 0.0}
+    with pytest.raises(ConfigError, match="refine_male"):
+        refine_amounts("anonymize", 0.5, 3)

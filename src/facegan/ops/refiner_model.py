@@ -2,9 +2,11 @@
 that cleans the composite crop paste-back receives (translated, k-Same blended, colour scaled) towards a real
 face of the target gender, changing it as little as it can.
 
-Opt-in (``anonymize --refine 0.5``; off by default): shipped as ``weights/anonymize-refiner`` (v5, fp16
-safetensors + manifest + model card with its numbers: lower KID at the same flips and re-identification on
-the evaluation's 200, two women -> men flips fewer on the ``test-rest`` photos settings are chosen on).
+``anonymize`` applies half of its change to faces changed towards female by default (``--refine`` /
+``--refine-male``, ``REFINE`` in ``ops/swap_gender.py``); shipped as ``weights/anonymize-refiner`` (v5, fp16
+safetensors + manifest + model card with its numbers: lower KID at the same flips and re-identification; on
+the ``test-rest`` photos settings are chosen on, faces changed towards male lost two flips, hence 0 there).
+It runs on ONNX Runtime (exported in memory, as the translator) unless ``FACEGAN_TRANSLATOR_BACKEND=torch``.
 ``facegan train configs/anonymize-refiner.yaml`` writes a finished run's model folder to ``OUT/model``;
 ``FACEGAN_REFINER=DIR`` loads such a folder instead. Its change is applied inside the crop template's
 feathered face ellipse, as in training, and scaled by ``amount`` (0 = off, 1 = as trained).
@@ -25,8 +27,13 @@ DOMAINS = ("male", "female")
 
 
 class Refiner:
-    def __init__(self, state: dict, manifest: dict, name: str, source: str):
+    """``backend`` as the translator's (``FACEGAN_TRANSLATOR_BACKEND``): ``onnx`` (default; the weights exported
+    in memory and run by ONNX Runtime, falling back to PyTorch if that fails), ``torch`` or ``auto`` (= onnx)."""
+
+    def __init__(self, state: dict, manifest: dict, name: str, source: str, backend: str | None = None):
         import torch
+
+        from .translator_model import onnx_session_for
 
         from ..nets.translator import ResidualTranslator
         from ..train.attr_translator import edit_mask_tensor
@@ -46,6 +53,8 @@ class Refiner:
         self.net.eval()
         self.mask = edit_mask_tensor("ellipse", self.size)
         self._torch = torch
+        self._session = onnx_session_for(self.net, self.size, backend, "refiner")
+        self.backend = "torch" if self._session is None else "onnx"
 
     def refine(self, crops: np.ndarray, targets, amount: float = 1.0) -> np.ndarray:
         """``crops`` (N, size, size, 3) uint8 on the ``utkface`` template, ``targets`` "male"/"female" each:
@@ -53,6 +62,13 @@ class Refiner:
         torch = self._torch
         if crops.shape[1:] != (self.size, self.size, 3):
             raise ValueError(f"refiner expects {self.size} px crops, got {crops.shape[1:]}")
+        if self._session is not None:
+            x = np.ascontiguousarray(np.ascontiguousarray(crops, dtype=np.float32).transpose(0, 3, 1, 2)
+                                     / np.float32(127.5) - 1)
+            t = np.array([DOMAINS.index(d) for d in targets], dtype=np.int64)
+            d = self._session.run(["delta"], {"input": x, "target": t})[0]
+            y = x + np.float32(amount) * self.mask.numpy() * (np.clip(x + d, -1, 1) - x)
+            return (np.clip(y, -1, 1) * np.float32(127.5) + np.float32(128.0)).astype(np.uint8).transpose(0, 2, 3, 1).copy()
         t = torch.tensor([DOMAINS.index(x) for x in targets])
         x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
         with torch.inference_mode():

@@ -89,11 +89,26 @@ RESHAPE_DRAWS = 4
 # translation for identity at all (faceres 6.1%), the redraws before k-Same's climb (18% translated stronger)
 RESHAPE_GROWTH = 0.5
 # --refine: how much of a realism refiner's change (ops/refiner_model.py, trained on anonymize's composite
-# crops, SimGAN-style) is applied to the crop paste-back receives; 0 = off. Off by default: the shipped v5 at 0.5,
-# test-rest: KID dlib 277.5/248.4 -> 229.2/176.7, judge-2 features 37.2/10.5 -> 8.4/0.8, re-identified dlib/faceres
-# 1.5/5.6 -> 1.0/5.1%, but judge-2 flips 97.9/96.0 -> 97.9/93.9%; the evaluation's 200: the same flips and
-# re-identification, KID 280/292 -> 244/221. v3 (not shipped) drew grain (realism-test-rest/refiner-*)
-REFINE = {"swap-gender": 0.0, "anonymize": 0.0}
+# crops, SimGAN-style) is applied to the crop paste-back receives, per target gender; 0 = off. anonymize refines
+# faces changed towards female at 0.5 by default (chosen 2026-12-03 on the 196 test-rest photos, shipped v5:
+# flips 97.9 / 96.0% by judge 2 kept, KID M->F dlib 277.5 -> 229.7, judge-2 features 37.2 -> 8.4, re-identified
+# dlib 1.5 -> 1.0%, faceres 5.6 -> 6.1%), not those changed towards male: at 0.5 there women -> men flips fell
+# 96.0 -> 93.9% (two faces). swap-gender: off (not trained on its crops). v3 (not shipped) drew grain
+# (reports/gender-eval/realism-test-rest/refiner-*)
+REFINE = {"swap-gender": {"female": 0.0, "male": 0.0}, "anonymize": {"female": 0.5, "male": 0.0}}
+REFINE_BOUNDS = (0.0, 2.0)
+
+
+def refine_amounts(op: str, refine: float | None = None, refine_male: float | None = None) -> dict[str, float]:
+    """The refiner amount per target gender: ``refine`` None gives the op's ``REFINE``, a number sets both
+    directions; ``refine_male`` (None: as set by ``refine``) then sets the one towards male."""
+    amounts = dict(REFINE.get(op, REFINE["swap-gender"])) if refine is None else {"female": refine, "male": refine}
+    if refine_male is not None:
+        amounts["male"] = refine_male
+    for name, v in (("refine", amounts["female"]), ("refine_male", amounts["male"])):
+        if not REFINE_BOUNDS[0] <= float(v) <= REFINE_BOUNDS[1]:
+            raise ConfigError(f"{name} must be between {REFINE_BOUNDS[0]:g} and {REFINE_BOUNDS[1]:g}, not {v}")
+    return {k: float(v) for k, v in amounts.items()}
 
 
 def p_target(pred: dict, target: str) -> float:
@@ -209,7 +224,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                       fallback: str = "none", ksame: float | None = None, chroma: float = CHROMA,
                       keep_hair: bool | None = None, id_check: str = "dlib",
                       eye_chroma: float | None = None, refine: float | None = None,
-                      refine_male: float | None = None) -> OpResult:
+                      refine_male: float | None = None, ksame_features: float = 1.0) -> OpResult:
     """``strength`` None: the model's default for ``op`` (the shipped manifest's ``default_strength``).
 
     ``reshape`` > 0: each changed face's proportions (eye spacing, brows, nose, mouth, jaw)
@@ -231,9 +246,9 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
     (:func:`chroma_scaled`; 1 = the model's colours, 0 = the face keeps its own); ``eye_chroma`` (None: the
     op's ``EYE_CHROMA``): the fraction of that applied around the eyes.
 
-    ``refine`` (None: the op's ``REFINE``): how much of the realism refiner's change
+    ``refine`` (None: the op's ``REFINE``, per target gender): how much of the realism refiner's change
     (:mod:`facegan.ops.refiner_model`) is applied to each crop before it is pasted back (0 = off);
-    ``refine_male`` (None: ``refine``): the amount for faces changed towards male.
+    ``refine_male`` (None: as ``refine`` sets it): the amount for faces changed towards male.
 
     ``fallback`` "blur": a changed face the identity model still calls the original person (dlib's own
     0.6 rule) after the strongest try is blurred like the ``blur`` baseline (``fallback`` in its row):
@@ -275,12 +290,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         raise ConfigError(f"eye_chroma must be between 0 and 1, not {eye_chroma}")
     if not 0.0 <= float(chroma) <= 1.0:
         raise ConfigError(f"chroma must be between 0 and 1, not {chroma}")
-    if refine is None:
-        refine = REFINE.get(op, 0.0)
-    refine_to = {"female": float(refine), "male": float(refine if refine_male is None else refine_male)}
-    for name, v in (("refine", refine), ("refine_male", refine_to["male"])):
-        if not 0.0 <= float(v) <= 2.0:
-            raise ConfigError(f"{name} must be between 0 and 2, not {v}")
+    refine_to = refine_amounts(op, refine, refine_male)
     refiner = None
     if max(refine_to.values()) > 0:
         from .refiner_model import get_refiner
@@ -288,6 +298,8 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         refiner = get_refiner()
     if not 0.0 <= float(ksame) <= KSAME_MAX:
         raise ConfigError(f"ksame must be between 0 and {KSAME_MAX:g}, not {ksame}")
+    if not 0.0 <= float(ksame_features) <= 1.0:
+        raise ConfigError(f"ksame_features must be between 0 and 1, not {ksame_features}")
     t_start = time.perf_counter()
     # a black-and-white (or evenly toned) photo: the change in lightness only, or the face comes out
     # coloured in a grey photo (the translator was trained on colour faces)
@@ -348,7 +360,15 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
 
         bank = get_bank()
         for p in todo:
-            ks[id(p)] = bank.change(p[2].crop, p[3], guard=guard_of(p) if keep_hair else False)
+            if not keep_hair:
+                g = False
+            elif ksame_features < 1.0:  # the inner face's non-skin pixels get that share of k-Same's change
+                from ..faces.ksame import hair_guard
+
+                g = hair_guard(p[2].crop, inner=ksame_features)
+            else:
+                g = guard_of(p)
+            ks[id(p)] = bank.change(p[2].crop, p[3], guard=g)
             # a light blend first; a face the identity model still matches climbs KSAME_STEPS (below)
             p[4]["ksame"] = round(float(ksame) * KSAME_STEPS[0], 4)
             p[4]["ksame_bank"] = bank.name
@@ -635,7 +655,7 @@ def _redraw_warps(rgb, matched, warps, magnitude, rng, compose, still_matched) -
 
 def _swap(rgb, to="opposite", strength=None, max_strength=None, gender_judge="auto", chroma=CHROMA,
           eye_chroma=EYE_CHROMA["swap-gender"],
-          keep_hair=KEEP_HAIR["swap-gender"], refine=REFINE["swap-gender"], refine_male=None):
+          keep_hair=KEEP_HAIR["swap-gender"], refine=None, refine_male=None):
     return transform_genders(rgb, to=to, strength=strength, max_strength=max_strength, gender_judge=gender_judge,
                              chroma=chroma, keep_hair=keep_hair, eye_chroma=eye_chroma, refine=refine,
                              refine_male=refine_male)
@@ -644,11 +664,12 @@ def _swap(rgb, to="opposite", strength=None, max_strength=None, gender_judge="au
 def _anonymize(rgb, strength=None, max_strength=None, reshape=ANONYMIZE_RESHAPE, seed=None, gender_judge="auto",
                id_margin=ANONYMIZE_ID_MARGIN, fallback="none", ksame=ANONYMIZE_KSAME, chroma=CHROMA,
                keep_hair=KEEP_HAIR["anonymize"], id_check="dlib", eye_chroma=EYE_CHROMA["anonymize"],
-               refine=REFINE["anonymize"], refine_male=None):
+               refine=None, refine_male=None, ksame_features=1.0):
     return transform_genders(rgb, to="opposite", strength=strength, op="anonymize", max_strength=max_strength,
                              reshape=reshape, seed=seed, gender_judge=gender_judge, id_margin=id_margin,
                              fallback=fallback, ksame=ksame, chroma=chroma, keep_hair=keep_hair, id_check=id_check,
-                             eye_chroma=eye_chroma, refine=refine, refine_male=refine_male)
+                             eye_chroma=eye_chroma, refine=refine, refine_male=refine_male,
+                             ksame_features=ksame_features)
 
 
 def _strength_help(op: str) -> str:
@@ -671,11 +692,13 @@ def _max_strength_help(op: str) -> str:
             + (f" (shipped model: {d:g})" if d is not None else "") + ", else --strength (no retries)")
 
 
-def _check(opts: dict) -> None:
+def _check(opts: dict, op: str | None = None) -> None:
+    """The options' checks that need no photo (``op`` None: the strengths only)."""
     s, m = opts.get("strength"), opts.get("max_strength")
     if s is not None and m is not None and m < s:
         raise ConfigError(f"max_strength ({m:g}) is below strength ({s:g})")
-    if max(opts.get("refine") or 0, opts.get("refine_male") or 0) > 0:  # refused before any photo is read
+    if op is not None and max(refine_amounts(op, opts.get("refine"), opts.get("refine_male")).values()) > 0:
+        # refused before any photo is read
         from .refiner_model import get_refiner
 
         get_refiner()  # raises the ModelError that says what is missing
@@ -693,6 +716,14 @@ def _check(opts: dict) -> None:
             get_op_gender_judge("vote")  # raises the ModelError that says how to fetch it
 
 
+def _refine_default(op: str) -> str:
+    a = REFINE[op]
+    if not max(a.values()):
+        return "0 (off)"
+    return (f"{a['female']:g} for faces changed towards female, {a['male']:g} towards male (on held-out photos: "
+            "lower KID, the same flips)")
+
+
 def _options(op: str) -> tuple:
     return (OpOption("strength", "float", None, None, _strength_help(op), bounds=STRENGTH_BOUNDS),
             OpOption("max_strength", "float", None, None, _max_strength_help(op), bounds=STRENGTH_BOUNDS),
@@ -708,17 +739,15 @@ def _options(op: str) -> tuple:
                      "the fraction of --chroma applied around the eyes (1 = as elsewhere; lower keeps the irises' and "
                      "lids' own colours, which the model turns grey-violet; on held-out photos 0.5 made anonymize's faces "
                      "more real-looking at the same flips, and cost swap-gender a couple of flips)", bounds=(0.0, 1.0)),
-            OpOption("refine", "float", REFINE[op], None,
+            OpOption("refine", "float", None, None,
                      "how much of the realism refiner's change is applied to each face before it is pasted back (a "
                      "small network trained, SimGAN-style, to turn anonymize's composite crops into real-looking "
-                     "faces while changing them little; 0 = off, 0.5 recommended, 1 = as trained: colour fringes). "
-                     "On held-out photos 0.5 lowered KID at the same re-identification; on one set it cost two "
-                     "women -> men flips. FACEGAN_REFINER=DIR loads another (configs/anonymize-refiner.yaml)",
-                     bounds=(0.0, 2.0)),
+                     "faces while changing them little; 0 = off, 1 = as trained: colour fringes); a number sets both "
+                     "directions. Default: " + _refine_default(op) + ". FACEGAN_REFINER=DIR loads another refiner "
+                     "(configs/anonymize-refiner.yaml)", bounds=REFINE_BOUNDS),
             OpOption("refine_male", "float", None, None,
-                     "--refine for faces changed towards male only (empty: as --refine); e.g. --refine 0.5 "
-                     "--refine-male 0 refines only men -> women faces, whose flips the refiner did not cost",
-                     bounds=(0.0, 2.0)),
+                     "--refine for faces changed towards male only (empty: as --refine sets it); on held-out photos "
+                     "0.5 there cost two women -> men flips", bounds=REFINE_BOUNDS),
             OpOption("keep_hair", "bool", KEEP_HAIR[op], None,
                      "hair, hats and background reaching into the face ellipse keep their colours: outside the inner "
                      "face the change acts only on skin-coloured pixels (cleaner hairlines and jaws on portraits; "
@@ -736,7 +765,7 @@ register_op(Operation(
              *_options("swap-gender")),
     examples=("facegan swap-gender photo.jpg -o out/", "facegan swap-gender photos/ -o out/ --to female",
               "facegan swap-gender photo.jpg -o out/ --max-strength 1.25  # retry failing faces up to 1.25 only"),
-    available=translator_available, check=_check,
+    available=translator_available, check=lambda opts: _check(opts, "swap-gender"),
 ))
 
 register_op(Operation(
@@ -773,12 +802,17 @@ register_op(Operation(
                       "nearest training faces of the target gender by this factor (1 = to their mean, 1.5 = past it, "
                       "away from the face's own; 0 = off: the gender swap and reshape alone, more natural faces that "
                       "identity models still often match); removes most of the identity, at a cost: smoother, "
-                      "composite-looking faces, double contours on faces unlike their neighbours", bounds=(0.0, KSAME_MAX))),
+                      "composite-looking faces, double contours on faces unlike their neighbours", bounds=(0.0, KSAME_MAX)),
+             OpOption("ksame_features", "float", 1.0, None,
+                      "the share of k-Same's change that reaches the inner face's pixels not coloured like its skin "
+                      "(eyes, brows, lips, teeth, glasses; with --keep-hair): 1 = all of it, lower keeps more of the "
+                      "face's own features (fewer ghosted contours)", bounds=(0.0, 1.0))),
     examples=("facegan anonymize photos/ -o anon/",
               "facegan anonymize photo.jpg -o anon/ --ksame 0  # more natural faces, identity models match more",
               "facegan anonymize photo.jpg -o anon/ --reshape 0  # no proportion change",
               "facegan anonymize photo.jpg -o anon/ --no-keep-hair  # change the whole face ellipse, hair inside it too",
               "facegan anonymize photos/ -o anon/ --fallback blur  # blur faces still recognised at the end",
-              "facegan anonymize photos/ -o anon/ --id-check both  # redo faces faceres still matches too"),
-    available=translator_available, check=_check,
+              "facegan anonymize photos/ -o anon/ --id-check both  # redo faces faceres still matches too",
+              "facegan anonymize photos/ -o anon/ --refine 0  # no realism refiner"),
+    available=translator_available, check=lambda opts: _check(opts, "anonymize"),
 ))

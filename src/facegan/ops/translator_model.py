@@ -53,6 +53,26 @@ def _onnx_delta_session(net, size: int, threads: int | None = None):
     return ort.InferenceSession(buf.getvalue(), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
+def onnx_session_for(net, size: int, backend: str | None, what: str = "translator"):
+    """The ONNX Runtime session ``backend`` asks for (None: $FACEGAN_TRANSLATOR_BACKEND, else ``onnx``), or
+    None for eager PyTorch — also when the export or the runtime fails, which is logged, never fatal."""
+    import torch
+
+    backend = (backend or os.environ.get(BACKEND_ENV) or DEFAULT_BACKEND).lower()
+    if backend not in BACKENDS:
+        raise ModelError(f"unknown translator backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if backend == "torch":
+        return None
+    try:
+        return _onnx_delta_session(net, size, torch.get_num_threads())
+    except Exception as e:  # an exporter or runtime problem must not stop the op
+        import logging
+
+        logging.getLogger("facegan").warning("ONNX Runtime backend unavailable for the %s (%s); using PyTorch",
+                                             what, type(e).__name__)
+        return None
+
+
 class _Defaults:
     """The strengths a model's manifest (or checkpoint spec) records per op; one rule for every reader."""
 
@@ -112,20 +132,8 @@ class AttrTranslator(_Defaults):
         self.net.eval()
         self._torch = torch
         self._lock = threading.Lock()
-        backend = (backend or os.environ.get(BACKEND_ENV) or DEFAULT_BACKEND).lower()
-        if backend not in BACKENDS:
-            raise ModelError(f"unknown translator backend {backend!r}; choose from {', '.join(BACKENDS)}")
-        self._session = None
-        self.backend = "torch"
-        if backend in ("onnx", "auto"):
-            try:
-                self._session = _onnx_delta_session(self.net, self.size, torch.get_num_threads())
-                self.backend = "onnx"
-            except Exception as e:  # an exporter or runtime problem must not stop the op
-                import logging
-
-                logging.getLogger("facegan").warning("ONNX Runtime backend unavailable (%s); using PyTorch",
-                                                     type(e).__name__)
+        self._session = onnx_session_for(self.net, self.size, backend)
+        self.backend = "torch" if self._session is None else "onnx"
 
     def _only_norm(self, keys) -> bool:
         from ..nets.blocks import DomainNorm2d
