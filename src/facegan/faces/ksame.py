@@ -61,12 +61,12 @@ def _box(box, n: int) -> tuple[slice, slice]:
     return slice(y0, y1), slice(x0, x1)
 
 
-def hair_guard(crop: np.ndarray, low: int = LOW, inner: float = 1.0) -> np.ndarray:
-    """(low, low, 1) float32 in [0, 1]: where the k-Same change of the 128 px ``crop`` may act. Inside
-    ``INNER_BOX`` 1 (``inner`` 1), else ``inner`` plus the rest in proportion to the skin likeness below
-    (so eyes, brows, lips, teeth and glasses get ``inner`` of the change); elsewhere the likeness of each
-    pixel's colour to the face's skin (median and robust spread of CIELAB over ``SKIN_BOX``): 1 up to
-    ``SKIN_Z``, falling off beyond, so hair, hats and background keep their own colours."""
+def hair_guard(crop: np.ndarray, low: int = LOW) -> np.ndarray:
+    """(low, low, 1) float32 in [0, 1]: where the k-Same change of the 128 px ``crop`` may act. 1 inside
+    ``INNER_BOX``; elsewhere the likeness of each pixel's colour to the face's skin (median and robust
+    spread of CIELAB over ``SKIN_BOX``): 1 up to ``SKIN_Z``, falling off beyond, so hair, hats and
+    background keep their own colours. (Scaling it down on the inner face's non-skin pixels too — eyes,
+    lips, teeth, glasses — did not help: realism-test-rest/ksame-features, session 15.)"""
     small = cv2.resize(crop, (low, low), interpolation=cv2.INTER_AREA)
     lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
     ref = lab[_box(SKIN_BOX, low)].reshape(-1, 3)
@@ -74,8 +74,7 @@ def hair_guard(crop: np.ndarray, low: int = LOW, inner: float = 1.0) -> np.ndarr
     spread = np.maximum(np.median(np.abs(ref - med), 0) * 1.4826, np.asarray(SKIN_FLOOR, np.float32))
     z = np.sqrt((((lab - med) / spread) ** 2).sum(-1))
     w = np.exp(-0.5 * np.maximum(0.0, z - SKIN_Z) ** 2).astype(np.float32)
-    box = _box(INNER_BOX, low)
-    w[box] = 1.0 if inner >= 1.0 else float(inner) + (1.0 - float(inner)) * w[box]
+    w[_box(INNER_BOX, low)] = 1.0
     return cv2.GaussianBlur(w, (0, 0), 1.0)[..., None]
 
 

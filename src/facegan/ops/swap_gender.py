@@ -224,7 +224,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                       fallback: str = "none", ksame: float | None = None, chroma: float = CHROMA,
                       keep_hair: bool | None = None, id_check: str = "dlib",
                       eye_chroma: float | None = None, refine: float | None = None,
-                      refine_male: float | None = None, ksame_features: float = 1.0) -> OpResult:
+                      refine_male: float | None = None) -> OpResult:
     """``strength`` None: the model's default for ``op`` (the shipped manifest's ``default_strength``).
 
     ``reshape`` > 0: each changed face's proportions (eye spacing, brows, nose, mouth, jaw)
@@ -298,8 +298,6 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         refiner = get_refiner()
     if not 0.0 <= float(ksame) <= KSAME_MAX:
         raise ConfigError(f"ksame must be between 0 and {KSAME_MAX:g}, not {ksame}")
-    if not 0.0 <= float(ksame_features) <= 1.0:
-        raise ConfigError(f"ksame_features must be between 0 and 1, not {ksame_features}")
     t_start = time.perf_counter()
     # a black-and-white (or evenly toned) photo: the change in lightness only, or the face comes out
     # coloured in a grey photo (the translator was trained on colour faces)
@@ -360,15 +358,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
 
         bank = get_bank()
         for p in todo:
-            if not keep_hair:
-                g = False
-            elif ksame_features < 1.0:  # the inner face's non-skin pixels get that share of k-Same's change
-                from ..faces.ksame import hair_guard
-
-                g = hair_guard(p[2].crop, inner=ksame_features)
-            else:
-                g = guard_of(p)
-            ks[id(p)] = bank.change(p[2].crop, p[3], guard=g)
+            ks[id(p)] = bank.change(p[2].crop, p[3], guard=guard_of(p) if keep_hair else False)
             # a light blend first; a face the identity model still matches climbs KSAME_STEPS (below)
             p[4]["ksame"] = round(float(ksame) * KSAME_STEPS[0], 4)
             p[4]["ksame_bank"] = bank.name
@@ -664,12 +654,11 @@ def _swap(rgb, to="opposite", strength=None, max_strength=None, gender_judge="au
 def _anonymize(rgb, strength=None, max_strength=None, reshape=ANONYMIZE_RESHAPE, seed=None, gender_judge="auto",
                id_margin=ANONYMIZE_ID_MARGIN, fallback="none", ksame=ANONYMIZE_KSAME, chroma=CHROMA,
                keep_hair=KEEP_HAIR["anonymize"], id_check="dlib", eye_chroma=EYE_CHROMA["anonymize"],
-               refine=None, refine_male=None, ksame_features=1.0):
+               refine=None, refine_male=None):
     return transform_genders(rgb, to="opposite", strength=strength, op="anonymize", max_strength=max_strength,
                              reshape=reshape, seed=seed, gender_judge=gender_judge, id_margin=id_margin,
                              fallback=fallback, ksame=ksame, chroma=chroma, keep_hair=keep_hair, id_check=id_check,
-                             eye_chroma=eye_chroma, refine=refine, refine_male=refine_male,
-                             ksame_features=ksame_features)
+                             eye_chroma=eye_chroma, refine=refine, refine_male=refine_male)
 
 
 def _strength_help(op: str) -> str:
@@ -802,11 +791,7 @@ register_op(Operation(
                       "nearest training faces of the target gender by this factor (1 = to their mean, 1.5 = past it, "
                       "away from the face's own; 0 = off: the gender swap and reshape alone, more natural faces that "
                       "identity models still often match); removes most of the identity, at a cost: smoother, "
-                      "composite-looking faces, double contours on faces unlike their neighbours", bounds=(0.0, KSAME_MAX)),
-             OpOption("ksame_features", "float", 1.0, None,
-                      "the share of k-Same's change that reaches the inner face's pixels not coloured like its skin "
-                      "(eyes, brows, lips, teeth, glasses; with --keep-hair): 1 = all of it, lower keeps more of the "
-                      "face's own features (fewer ghosted contours)", bounds=(0.0, 1.0))),
+                      "composite-looking faces, double contours on faces unlike their neighbours", bounds=(0.0, KSAME_MAX))),
     examples=("facegan anonymize photos/ -o anon/",
               "facegan anonymize photo.jpg -o anon/ --ksame 0  # more natural faces, identity models match more",
               "facegan anonymize photo.jpg -o anon/ --reshape 0  # no proportion change",
