@@ -228,3 +228,16 @@ def test_refine_amounts_default_per_op_and_direction():
     assert refine_amounts("swap-gender", 0.5, 0) == {"female": 0.5, "male": 0.0}
     with pytest.raises(ConfigError, match="refine_male"):
         refine_amounts("anonymize", 0.5, 3)
+
+
+def test_teacher_term_weights_and_margins_the_male_side_apart():
+    from facegan.train.attr_translator import teacher_loss
+
+    p_male = torch.tensor([0.6, 0.6, 0.3, 0.99])
+    t = torch.tensor([0, 1, 1, 0])  # targets: male, female, female, male
+    cfg = tr.RefinerConfig()
+    assert torch.allclose(tr._teacher(p_male, t, cfg), teacher_loss(p_male, t, cfg.teacher_margin))
+    cfg.teacher_male_weight, cfg.teacher_margin_male = 3.0, 0.0
+    per = torch.relu(-torch.log(torch.tensor([0.6, 0.4, 0.7, 0.99])) - torch.tensor([0.0, 0.1, 0.1, 0.0]))
+    want = (torch.tensor([3.0, 1.0, 1.0, 3.0]) * per).mean()
+    assert torch.allclose(tr._teacher(p_male, t, cfg), want)

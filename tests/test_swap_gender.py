@@ -181,6 +181,11 @@ def test_grey_and_transparent_photos_come_back_as_they_were(use_tiny, fixtures_d
     assert res.faces[0]["monochrome_photo"] is True
     spread = res.image.astype(int).max(-1) - res.image.astype(int).min(-1)
     assert spread.max() <= 2 and (res.image.astype(int) != np.dstack([grey] * 3)).any()
+    # the realism refiner (trained on colour faces) adds no colour to it either
+    refined = transform_genders(np.dstack([grey] * 3), op="swap-gender", strength=1.5, verify=False, refine=1.0)
+    assert refined.faces[0]["refine"] == 1.0
+    assert (refined.image.astype(int).max(-1) - refined.image.astype(int).min(-1)).max() <= 2
+    assert not np.array_equal(refined.image, res.image)  # its lightness change is there
     src = tmp_path / "in"
     src.mkdir()
     Image.fromarray(grey).save(src / "grey.png")

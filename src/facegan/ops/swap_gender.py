@@ -384,6 +384,8 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         crop = chroma_scaled(p[2].crop, crop, chroma, eye_chroma)
         if refiner is not None and refine_to[p[3]] > 0:
             crop = refiner.refine(crop[None], [p[3]], refine_to[p[3]])[0]
+            if mono:  # the refiner was trained on colour faces: in a black-and-white photo its lightness only
+                crop = chroma_scaled(p[2].crop, crop, 0.0)
         return crop
 
     def translate(group, level):  # each face at its direction's strength of that level, one batch per strength

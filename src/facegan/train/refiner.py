@@ -60,6 +60,8 @@ class RefinerConfig:
     lambda_low: float = 10.0  # L1 of the 4x-pooled crops: the low-frequency face (the new identity) stays
     lambda_teacher: float = 0.0  # faceres' gender head must read the refined crop as the target (hinged
     teacher_margin: float = 0.1  # cross-entropy, as attr_translator's): D alone let women -> men drift back
+    teacher_male_weight: float = 1.0  # the teacher term's weight on crops refined towards male (v5: 1; at
+    teacher_margin_male: float | None = None  # --refine 0.5 they lost 2 flips) and its margin there (None: as above)
     lambda_keep_id: float = 0.0  # faceres: 1 - cosine(refined, input crop): the refined face stays the
     #                              composite's person (not the photo's, whose fine detail it could restore)
     pool_size: int = 64  # history of refined crops shown to D (half of each fake batch)
@@ -71,6 +73,18 @@ class RefinerConfig:
     sample_every: int = 100
     seed: int = 0
     threads: int = 2
+
+
+def _teacher(p_male: torch.Tensor, t: torch.Tensor, cfg: RefinerConfig) -> torch.Tensor:
+    """The hinged gender-teacher term; towards male (t 0) weighted ``teacher_male_weight`` with its own margin."""
+    if cfg.teacher_male_weight == 1.0 and cfg.teacher_margin_male is None:
+        return teacher_loss(p_male, t, cfg.teacher_margin)
+    male = t == 0
+    p_target = torch.where(male, p_male, 1 - p_male).clamp_min(1e-6)
+    m_male = cfg.teacher_margin if cfg.teacher_margin_male is None else cfg.teacher_margin_male
+    margin = torch.where(male, torch.full_like(p_target, m_male), torch.full_like(p_target, cfg.teacher_margin))
+    w = torch.where(male, torch.full_like(p_target, cfg.teacher_male_weight), torch.ones_like(p_target))
+    return (w * F.relu(-torch.log(p_target) - margin)).mean()
 
 
 class _Data:
@@ -186,7 +200,8 @@ def train(cfg: RefinerConfig, max_minutes: float | None = None) -> dict:
         from ..judges.faceres import FaceResIdentity
 
         id_net = FaceResIdentity()
-        log(f"faceres terms: gender teacher {cfg.lambda_teacher} (margin {cfg.teacher_margin}), "
+        log(f"faceres terms: gender teacher {cfg.lambda_teacher} (margin {cfg.teacher_margin}; towards male x"
+            f"{cfg.teacher_male_weight:g}, margin {cfg.teacher_margin if cfg.teacher_margin_male is None else cfg.teacher_margin_male}), "
             f"keep identity {cfg.lambda_keep_id}")
     pool_x = torch.zeros(0, 3, cfg.size, cfg.size)
     pool_t = torch.zeros(0, dtype=torch.long)
@@ -227,7 +242,7 @@ def train(cfg: RefinerConfig, max_minutes: float | None = None) -> dict:
         if id_net is not None:
             e_fake, p_male = id_net(fake)
             if cfg.lambda_teacher > 0:
-                extra["teacher"] = teacher_loss(p_male, t, cfg.teacher_margin)
+                extra["teacher"] = _teacher(p_male, t, cfg)
                 loss_g = loss_g + cfg.lambda_teacher * extra["teacher"]
             if cfg.lambda_keep_id > 0:
                 with torch.no_grad():
