@@ -1,0 +1,33 @@
+"""The README's evaluation table quotes the committed evaluation report: its two default rows (swap-gender,
+anonymize) must carry the numbers of ``reports/gender-eval/metrics.json``, so a rerun that moves them
+cannot leave the README behind."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cells(line: str) -> list[str]:
+    return [re.sub(r"[*]", "", c).strip() for c in line.strip().strip("|").split("|")]
+
+
+@pytest.mark.parametrize("op", ["swap-gender", "anonymize"])
+def test_readme_default_rows_match_the_committed_report(op):
+    metrics = json.loads((ROOT / "reports" / "gender-eval" / "metrics.json").read_text())["ops"][op]
+    rows = [line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith(f"| **{op} (default")]
+    assert len(rows) == 1, f"one bold default row for {op} in the README's evaluation table"
+    c = _cells(rows[0])
+
+    def pct(k):
+        return f"{100 * metrics[k]:.1f}%"
+
+    assert c[1:5] == [pct("flip_male->female"), pct("flip_female->male"), pct("flip2_male->female"),
+                      pct("flip2_female->male")]
+    assert c[5] == f"{metrics['identity_similarity_mean']:.3f}"
+    assert c[6] == f"{pct('reid_rate')} / {pct('reid_rate_2')}"
+    assert c[7] == f"{1000 * metrics['kid_male->female']:.1f} / {1000 * metrics['kid_female->male']:.1f}"
+    assert c[8] == f"{1000 * metrics['kid_j2_male->female']:.1f} / {1000 * metrics['kid_j2_female->male']:.1f}"
+    assert c[9] == f"{metrics['time_per_face_s_median']:.3f}"
