@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
+from .translator_model import crops_to_nchw, onnx_session_for
 
 SHIPPED = "anonymize-refiner"
 ENV = "FACEGAN_REFINER"
@@ -32,8 +33,6 @@ class Refiner:
 
     def __init__(self, state: dict, manifest: dict, name: str, source: str, backend: str | None = None):
         import torch
-
-        from .translator_model import onnx_session_for
 
         from ..nets.translator import ResidualTranslator
         from ..train.attr_translator import edit_mask_tensor
@@ -63,8 +62,7 @@ class Refiner:
         if crops.shape[1:] != (self.size, self.size, 3):
             raise ValueError(f"refiner expects {self.size} px crops, got {crops.shape[1:]}")
         if self._session is not None:
-            x = np.ascontiguousarray(np.ascontiguousarray(crops, dtype=np.float32).transpose(0, 3, 1, 2)
-                                     / np.float32(127.5) - 1)
+            x = crops_to_nchw(crops)
             t = np.array([DOMAINS.index(d) for d in targets], dtype=np.int64)
             d = self._session.run(["delta"], {"input": x, "target": t})[0]
             y = x + np.float32(amount) * self.mask.numpy() * (np.clip(x + d, -1, 1) - x)

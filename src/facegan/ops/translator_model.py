@@ -53,6 +53,12 @@ def _onnx_delta_session(net, size: int, threads: int | None = None):
     return ort.InferenceSession(buf.getvalue(), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
+def crops_to_nchw(crops: np.ndarray) -> np.ndarray:
+    """(N, S, S, 3) uint8 crops -> (N, 3, S, S) float32 in [-1, 1], contiguous (an ONNX Runtime input)."""
+    return np.ascontiguousarray(np.ascontiguousarray(crops, dtype=np.float32).transpose(0, 3, 1, 2)
+                                / np.float32(127.5) - 1)
+
+
 def onnx_session_for(net, size: int, backend: str | None, what: str = "translator"):
     """The ONNX Runtime session ``backend`` asks for (None: $FACEGAN_TRANSLATOR_BACKEND, else ``onnx``), or
     None for eager PyTorch — also when the export or the runtime fails, which is logged, never fatal."""
@@ -149,8 +155,7 @@ class AttrTranslator(_Defaults):
         """crops (N, S, S, 3) uint8 at this model's size/template -> translated crops, uint8."""
         t = np.array([self.domains.index(d) for d in targets], dtype=np.int64)
         if self._session is not None:
-            x = np.ascontiguousarray(crops, dtype=np.float32).transpose(0, 3, 1, 2) / np.float32(127.5) - 1
-            x = np.ascontiguousarray(x)
+            x = crops_to_nchw(crops)
             delta = self._session.run(["delta"], {"input": x, "target": t})[0] * np.float32(strength)
             y = np.clip(x + delta, -1, 1)
             return np.clip((y + 1) * 127.5 + 0.5, 0, 255).astype(np.uint8).transpose(0, 2, 3, 1).copy()
