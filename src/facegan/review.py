@@ -65,11 +65,11 @@ def review_sheets(out_dir: str | Path, dest: str | Path | None = None, flagged_o
     tw, th = 2 * size + 6, size + cap
     pages, cache = [], {}
 
-    def photo(path):
-        if path not in cache:
+    def photo(path, frame=None):  # a video row: its keyframe (the frame the face was decided on)
+        if (path, frame) not in cache:
             cache.clear()  # one original / output pair held at a time (rows of a photo are adjacent)
-            cache[path] = read_image(path)
-        return cache[path]
+            cache[(path, frame)] = read_image(path) if frame is None else _video_frame(path, int(frame))
+        return cache[(path, frame)]
 
     for p0 in range(0, len(items), per_page):
         chunk = items[p0:p0 + per_page]
@@ -79,7 +79,8 @@ def review_sheets(out_dir: str | Path, dest: str | Path | None = None, flagged_o
         for k, (flags, _, r) in enumerate(chunk):
             x, y = (k % cols) * tw, (k // cols) * th
             try:
-                a, b = _crop(photo(r["file"]), r["box"]), _crop(photo(r["output"]), r["box"])
+                kf = r.get("keyframe")
+                a, b = _crop(photo(r["file"], kf), r["box"]), _crop(photo(r["output"], kf), r["box"])
             except Exception as e:  # an input moved or unreadable since: say so in the tile
                 draw.text((x + 4, y + 4), f"unreadable: {type(e).__name__}", fill=(255, 120, 120))
                 continue
@@ -111,3 +112,12 @@ def review_sheets(out_dir: str | Path, dest: str | Path | None = None, flagged_o
         pages.append(str(path))
     return {"faces": len(faces), "flagged": sum(bool(t[0]) for t in items) if not flagged_only else len(items),
             "failed_photos": failed, "pages": pages}
+
+
+def _video_frame(path, index: int) -> np.ndarray:
+    from .io.video import iter_frames, probe_video
+
+    for t, frame in enumerate(iter_frames(probe_video(path))):
+        if t == index:
+            return frame
+    raise IndexError(f"{path}: no frame {index}")

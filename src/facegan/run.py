@@ -42,8 +42,12 @@ class JobSummary:
 
 
 def output_path_for(src: Path, root: Path | None, out_dir: Path, suffix: str) -> Path:
+    from .io.video import is_video_path
+
     rel = src.relative_to(root) if root is not None else Path(src.name)
     ext = src.suffix.lower() if src.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp") else ".png"
+    if is_video_path(src):
+        ext = ".mp4"
     return out_dir / rel.parent / f"{rel.stem}{suffix}{ext}"
 
 
@@ -167,13 +171,19 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def _process(op: Operation, opts: dict, src: Path, dst: Path, out_dir: Path,
-             max_pixels: int | None) -> tuple[list[dict], tuple | None]:
-    """One photo: read, run the op, write the output. Returns its report rows and, for a photo that
-    failed with a facegan error, (file, code, message)."""
+             max_pixels: int | None, progress: bool = False) -> tuple[list[dict], tuple | None]:
+    """One photo (or video, for ops that take them: ``facegan.video``): read, run the op, write the output.
+    Returns its report rows and, for one that failed with a facegan error, (file, code, message)."""
     from .io import read_photo, stored_like, write_image
+    from .io.video import is_video_path
 
     t0 = time.perf_counter()
     try:
+        if is_video_path(src) and getattr(op, "video", None):
+            from .video import process_video
+
+            rows = process_video(op, opts, src, dst, _rel(dst, out_dir), max_pixels=max_pixels, progress=progress)
+            return [{"file": str(src), "output": str(dst), **r} for r in rows], None
         photo = read_photo(src, max_pixels=max_pixels)
         seeded = {"seed": photo_seed(opts["seed"], _rel(dst, out_dir))} if opts.get("seed") is not None else {}
         res = op.run(photo.rgb, **{**opts, **seeded})
@@ -238,9 +248,14 @@ def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options
         if not p.exists():
             raise InputNotFoundError(f"input not found: {p}")
         root = p if p.is_dir() else None
-        for f in iter_images(p):
+        files = iter_images(p)
+        if root is not None and getattr(op, "video", None):  # the op takes videos: a folder's too
+            from .io.video import iter_videos
+
+            files = sorted(files + iter_videos(p), key=lambda q: q.relative_to(p).as_posix())
+        for f in files:
             dst = output_path_for(f, root, out_dir, suffix)
-            if fmt:
+            if fmt and dst.suffix != ".mp4":
                 dst = dst.with_suffix("." + fmt.lower().lstrip("."))
             if in_shard(_rel(dst, out_dir), shard):
                 jobs.append((f, dst))
@@ -299,7 +314,7 @@ def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options
             todo.append((src, dst))
         if workers == 1 or len(todo) < 2:
             for src, dst in todo:
-                record(src, *_process(op, opts, src, dst, out_dir, max_pixels))
+                record(src, *_process(op, opts, src, dst, out_dir, max_pixels, progress))
                 bar.update(1)
         else:
             import multiprocessing

@@ -113,18 +113,28 @@ class KSameBank:
         self.low = int(manifest.get("low", LOW))
         self.name = manifest.get("name", SHIPPED)
 
-    def change(self, crop: np.ndarray, target: str, k: int = K, guard: bool | np.ndarray = True) -> np.ndarray:
+    def nearest(self, crop: np.ndarray, target: str, k: int = K) -> np.ndarray:
+        """Indices (into group ``target``'s faces) of the ``k`` bank faces nearest to ``crop``."""
+        if target not in self.groups:
+            raise ValueError(f"k-Same: no group {target!r} in the bank (has {self.groups})")
+        q = (face_vectors(crop[None], self.low)[0] - self.mean) @ self.basis.T
+        pool = self.codes[self.labels == self.groups.index(target)]
+        return np.argsort(((pool - q) ** 2).sum(1))[:k]
+
+    def change(self, crop: np.ndarray, target: str, k: int = K, guard: bool | np.ndarray = True,
+               neighbours=None) -> np.ndarray:
         """The (128, 128, 3) float32 change at alpha 1 for the aligned ``crop`` (uint8 RGB) towards the
         mean of its ``k`` nearest bank faces of group ``target``; ``guard``: only where
         :func:`hair_guard` allows (True: computed here; an array: its result for this crop), its mean
         colour zero there (False: everywhere in the ellipse, its mean colour zero over the ellipse, the
-        behaviour before 2026-12-02 16:30)."""
+        behaviour before 2026-12-02 16:30). ``neighbours``: use these (:meth:`nearest`'s indices, e.g. the
+        ones chosen on another frame of a video) instead of this crop's nearest."""
         if target not in self.groups:
             raise ValueError(f"k-Same: no group {target!r} in the bank (has {self.groups})")
         v = face_vectors(crop[None], self.low)[0]
         q = (v - self.mean) @ self.basis.T
         pool = self.codes[self.labels == self.groups.index(target)]
-        nn = np.argsort(((pool - q) ** 2).sum(1))[:k]
+        nn = np.argsort(((pool - q) ** 2).sum(1))[:k] if neighbours is None else np.asarray(neighbours, int)
         # towards the neighbours' mean face; the face's own detail the eigenspace does not hold (its
         # finest 32 px structure) goes too, which is where much of the identity change comes from
         d = (self.mean + pool[nn].mean(0) @ self.basis - v).reshape(self.low, self.low, 3)

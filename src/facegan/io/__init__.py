@@ -8,8 +8,8 @@
   synthetic-content metadata; :func:`read_metadata` / :func:`is_synthetic` read it back.
 - :func:`iter_images` — the image files of a folder (or a single file).
 
-Video input (reading frames from MP4/MOV) is not handled here yet; video files are refused with
-UnsupportedFormatError by :func:`read_image`.
+Videos: :mod:`facegan.io.video` (PyAV: frames in, H.264 MP4 with the source's audio out, tagged synthetic);
+``facegan.video`` runs an op over one. :func:`read_image` refuses a video with UnsupportedFormatError.
 """
 from .formats import (ACCEPTED_EXTENSIONS, ACCEPTED_FORMATS, WRITE_FORMATS, format_for_extension,
                       sniff_format)

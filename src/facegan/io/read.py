@@ -164,7 +164,9 @@ def _unsupported_message(label: str, fmt: str | None) -> str:
     if fmt in ("HEIF", "AVIF"):
         hint += "; convert it to JPEG or PNG first"
     if fmt == "MP4/MOV video":
-        what, hint = "video files are not supported", "; extract a frame as PNG or JPEG first"
+        what, hint = ("video files are not read as photos",
+                      "; the CLI's anonymize, swap-gender, blur and pixelate take videos (facegan anonymize clip.mp4 -o out/), "
+                      "or extract a frame as PNG or JPEG")
     return f"{label}: {what}{hint}. Accepted formats: {ACCEPTED_TEXT}"
 
 

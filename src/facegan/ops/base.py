@@ -65,6 +65,13 @@ class Operation:
     examples: tuple[str, ...] = ()
     available: Callable[[], bool] = lambda: True  # e.g. False when its model is not installed
     check: Callable[[dict], None] | None = None  # raises ConfigError for option combinations no single option shows
+    # videos (facegan.video): None = refused; "frames" = run on every frame with the tracked faces passed as
+    # run(..., faces=[Face]); "tracked" = also decides once per face track (run's info["pins"], given back in
+    # each face's extra["pin"]) and takes run(..., verify=bool) for the frames it checks
+    video: str | None = None
+    # "tracked" ops: repin(pin, verified rows of other frames, options) -> ("pass", None) | ("stronger", pin) |
+    # ("exhausted", None): a track's decision checked on several of its frames, made stronger where one fails
+    repin: Callable[[dict, list, dict], tuple] | None = None
 
     def parse_options(self, raw: dict | None) -> dict:
         raw = dict(raw or {})

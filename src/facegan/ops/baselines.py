@@ -70,10 +70,12 @@ def _region_mask(shape: tuple[int, int], face: Face) -> tuple[np.ndarray, tuple[
     return soft, (x0, y0, x1, y1), float(size)
 
 
-def _faces_or_raise(rgb: np.ndarray, detector: str, min_face: int) -> list[Face]:
+def _faces_or_raise(rgb: np.ndarray, detector: str, min_face: int, given: list[Face] | None = None) -> list[Face]:
+    """The faces to work on: ``given`` (e.g. a video's tracked faces) or the detector's, at least ``min_face`` px."""
     from ..faces.detect import detect_faces
 
-    faces = [f for f in detect_faces(rgb, detector) if min(f.width, f.height) >= min_face]
+    found = detect_faces(rgb, detector) if given is None else given
+    faces = [f for f in found if min(f.width, f.height) >= min_face]
     if not faces:
         raise NoFaceError("no face found in the image")
     return faces
@@ -120,28 +122,30 @@ def blur_faces(rgb: np.ndarray, faces: list[Face], strength: float = 1.0) -> tup
     return _apply(rgb, faces, tf, "blurred")
 
 
-def blur(rgb: np.ndarray, strength: float = 1.0, detector: str = "centerface", min_face: int = 24) -> OpResult:
+def blur(rgb: np.ndarray, strength: float = 1.0, detector: str = "centerface", min_face: int = 24,
+         faces: list[Face] | None = None) -> OpResult:
     """Gaussian blur of each face region; sigma = strength x 8 % of the face region's width."""
     if strength < 0:
         from ..errors import ConfigError
 
         raise ConfigError("blur: strength must be >= 0")
     t0 = time.perf_counter()
-    faces = _faces_or_raise(rgb, detector, min_face)
+    faces = _faces_or_raise(rgb, detector, min_face, faces)
     out, rows = blur_faces(rgb, faces, strength)
     return OpResult(image=out, faces=rows, synthetic=False,
                     info={"operation": "blur", "strength": strength, "faces": len(rows),
                           "time_s": round(time.perf_counter() - t0, 3)})
 
 
-def pixelate(rgb: np.ndarray, blocks: int = 10, detector: str = "centerface", min_face: int = 24) -> OpResult:
+def pixelate(rgb: np.ndarray, blocks: int = 10, detector: str = "centerface", min_face: int = 24,
+             faces: list[Face] | None = None) -> OpResult:
     """Mosaic of each face region: ``blocks`` cells across the face region's width."""
     if blocks < 1:
         from ..errors import ConfigError
 
         raise ConfigError("pixelate: blocks must be >= 1")
     t0 = time.perf_counter()
-    faces = _faces_or_raise(rgb, detector, min_face)
+    faces = _faces_or_raise(rgb, detector, min_face, faces)
 
     def tf(img, roi, size):
         x0, y0, x1, y1 = roi
@@ -161,16 +165,17 @@ def pixelate(rgb: np.ndarray, blocks: int = 10, detector: str = "centerface", mi
 register_op(Operation(
     name="blur", title="Blur faces (baseline)",
     description="Gaussian blur of every face region (classical baseline; no generated pixels).",
-    run=lambda rgb, strength=1.0: blur(rgb, strength=strength),
+    run=lambda rgb, strength=1.0, faces=None: blur(rgb, strength=strength, faces=faces), video="frames",
     options=(OpOption("strength", "float", 1.0, None,
                       "blur sigma as a multiple of 8% of the face width (0 = none)"),),
-    examples=("facegan blur photo.jpg -o out/", "facegan blur photos/ -o out/ --strength 2"),
+    examples=("facegan blur photo.jpg -o out/", "facegan blur photos/ -o out/ --strength 2",
+              "facegan blur clip.mp4 -o out/  # a video: faces tracked, missed frames filled"),
 ))
 
 register_op(Operation(
     name="pixelate", title="Pixelate faces (baseline)",
     description="Mosaic of every face region (classical baseline; no generated pixels).",
-    run=lambda rgb, blocks=10: pixelate(rgb, blocks=blocks),
+    run=lambda rgb, blocks=10, faces=None: pixelate(rgb, blocks=blocks, faces=faces), video="frames",
     options=(OpOption("blocks", "int", 10, None, "number of mosaic cells across the face width"),),
     examples=("facegan pixelate photo.jpg -o out/", "facegan pixelate photos/ -o out/ --blocks 6"),
 ))

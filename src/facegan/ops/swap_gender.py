@@ -224,7 +224,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                       fallback: str = "none", ksame: float | None = None, chroma: float = CHROMA,
                       keep_hair: bool | None = None, id_check: str = "dlib",
                       eye_chroma: float | None = None, refine: float | None = None,
-                      refine_male: float | None = None) -> OpResult:
+                      refine_male: float | None = None, faces: list | None = None) -> OpResult:
     """``strength`` None: the model's default for ``op`` (the shipped manifest's ``default_strength``).
 
     ``reshape`` > 0: each changed face's proportions (eye spacing, brows, nose, mouth, jaw)
@@ -271,7 +271,13 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
     light touch and only stubborn ones get the stronger change. With ``to`` "opposite" a face whose
     gender the judge reads less than ``KEEP_P`` surely (``unsure_source`` in its row) is not made
     stronger for the identity check alone: it may be going the wrong way. The report names the
-    strength each face got and the ones tried."""
+    strength each face got and the ones tried.
+
+    ``faces`` (None: the detector's): the faces to work on, e.g. a video's tracked faces (``facegan.video``).
+    A face whose ``extra["pin"]`` holds a decision this function made before (``info["pins"]`` of an earlier
+    result: target, strength, k-Same factor and neighbours, reshape draw, fallback) gets exactly that, with no
+    judging and no retries — one face across a video's frames keeps one look. ``info["pins"]`` has one per
+    face worked on (``None`` for faces too small)."""
     from ..faces import align_face, paste_back
     from ..faces.detect import detect_faces
     from ..judges.gender_vote import get_op_gender_judge
@@ -304,7 +310,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
     mono = chroma > 0 and is_monochrome(rgb)
     if mono:
         chroma = 0.0
-    found = detect_faces(rgb, detector)
+    found = detect_faces(rgb, detector) if faces is None else list(faces)
     faces = [f for f in found if min(f.width, f.height) >= min_face]
     # faces too small for the translator (and for reliable judging): reported, never silently left —
     # anonymize blurs them (the blur baseline), swap-gender leaves them as they are
@@ -318,9 +324,13 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
     judge = get_op_gender_judge(gender_judge)
     keep_p, check_p = getattr(judge, "keep_p", KEEP_P), getattr(judge, "check_p", CHECK_P)
     plans = []
+    pinned = any("pin" in f.extra for f in faces)
     for i, f in enumerate(faces):
         t0 = time.perf_counter()
         d5 = dlib5_of(rgb, f)
+        if "pin" in f.extra:  # decided before (a video's keyframe): the same target, no judging
+            plans.append(_pinned_plan(rgb, f, d5, i, tr, t0))
+            continue
         before = judge.predict(rgb, d5, f)
         if "faceres_embedding" in before:  # kept for the identity proof by faceres (verify)
             f.extra["faceres_before"] = before["faceres_embedding"]
@@ -353,21 +363,29 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
     new: dict = {}  # id(plan) -> translated crop at the plan's current strength
     ks: dict = {}  # id(plan) -> the k-Same change of its crop (alpha 1)
     raw: dict = {}  # id(plan) -> the translated crop before k-Same
-    if ksame > 0 and todo:
+    if (ksame > 0 or pinned) and todo:
         from ..faces.ksame import get_bank
 
         bank = get_bank()
         for p in todo:
-            ks[id(p)] = bank.change(p[2].crop, p[3], guard=guard_of(p) if keep_hair else False)
+            pin = p[0].extra.get("pin")
+            if pin is not None and not pin.get("ksame"):
+                continue
+            nn = pin["neighbours"] if pin is not None else bank.nearest(p[2].crop, p[3])
+            p[0].extra["ksame_neighbours"] = [int(v) for v in nn]
+            ks[id(p)] = bank.change(p[2].crop, p[3], guard=guard_of(p) if keep_hair else False, neighbours=nn)
             # a light blend first; a face the identity model still matches climbs KSAME_STEPS (below)
-            p[4]["ksame"] = round(float(ksame) * KSAME_STEPS[0], 4)
+            p[4]["ksame"] = pin["ksame"] if pin is not None else round(float(ksame) * KSAME_STEPS[0], 4)
             p[4]["ksame_bank"] = bank.name
     if reshape is None:
         reshape = ANONYMIZE_RESHAPE if op == "anonymize" else 0.0
     if id_margin is None:
         id_margin = ANONYMIZE_ID_MARGIN if op == "anonymize" else 0.0
     rng = np.random.default_rng(seed)
-    warps = _plan_warps(rgb, todo, reshape, rng) if reshape > 0 else {}
+    if pinned:
+        warps = _pinned_warps(rgb, todo)
+    else:
+        warps = _plan_warps(rgb, todo, reshape, rng) if reshape > 0 else {}
 
     def finish(p):  # the crop pasted back: the translated crop (hair kept), its k-Same change, the colour step
         crop = raw[id(p)]
@@ -391,7 +409,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
     def translate(group, level):  # each face at its direction's strength of that level, one batch per strength
         by_s: dict = {}
         for p in group:
-            by_s.setdefault(ladders[p[3]][level], []).append(p)
+            by_s.setdefault(p[0].extra["pin"]["strength"] if "pin" in p[0].extra else ladders[p[3]][level], []).append(p)
         for s, g in by_s.items():
             for p, crop in zip(g, tr.translate(np.stack([p[2].crop for p in g]), [p[3] for p in g], s)):
                 raw[id(p)] = crop
@@ -450,7 +468,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
     if todo:
         translate(todo, 0)  # every face that needs it
         out = compose()
-        levels = max(len(v) for v in ladders.values())
+        levels = 1 if pinned else max(len(v) for v in ladders.values())  # a pinned face: as decided
         ident = _steering_identity(id_check) if op == "anonymize" and levels > 1 else None
         if ident is not None and id_margin:
             for p in todo:
@@ -485,7 +503,15 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                 break
             translate(unflipped + matched, level)
             out = compose()
-    if todo and fallback == "blur":
+    if todo and pinned:
+        still = [p for p in todo if p[0].extra.get("pin", {}).get("fallback") == "blur"]
+        if still:
+            from .baselines import blur_faces
+
+            out, _ = blur_faces(out, [p[0] for p in still], FALLBACK_BLUR)
+            for p in still:
+                p[4]["fallback"] = "blur"
+    elif todo and fallback == "blur":
         from .baselines import blur_faces
 
         fid = _steering_identity(id_check)
@@ -531,6 +557,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                 row["identity_judge_2"] = fr.name
             row["time_s"] = round(time.perf_counter() - t0, 3)
     rows = [p[4] for p in plans]
+    pins = [_pin_of(p) for p in plans] + [None] * len(small)
     if small:
         if op == "anonymize":
             from .baselines import blur_faces
@@ -545,7 +572,123 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
             rows.append(r)
     return OpResult(image=out, faces=rows, synthetic=any(r["status"] == "changed" for r in rows),
                     info={"faces": len(rows), "time_s": round(time.perf_counter() - t_start, 3),
-                          "model": tr.name, "model_source": tr.source})
+                          "model": tr.name, "model_source": tr.source, "pins": pins})
+
+
+PIN_ROW = ("gender_before", "p_female_before", "p_female_before_1", "p_female_before_3", "age_before",
+           "gender_judge", "target", "unsure_source")
+
+
+def _pin_of(plan) -> dict:
+    """What ``transform_genders`` decided for one face, to give it again on another frame (``extra["pin"]``)."""
+    f, row = plan[0], plan[4]
+    pin = {k: row[k] for k in PIN_ROW if k in row}
+    if row.get("status") != "changed":
+        pin["status"] = row.get("status")
+        return pin
+    pin["strength"] = row["strength"]
+    pin["ksame"] = row.get("ksame", 0.0)
+    if "ksame_neighbours" in f.extra:
+        pin["neighbours"] = list(f.extra["ksame_neighbours"])
+    if "reshape_state" in f.extra and row.get("reshape"):
+        pin["reshape"] = float(f.extra["reshape_state"][1])
+        pin["reshape_state"] = f.extra["reshape_state"][0]
+    if row.get("fallback"):
+        pin["fallback"] = row["fallback"]
+    return pin
+
+
+def pin_fails(row: dict, op: str, opts: dict) -> tuple[bool, bool]:
+    """(gender, identity): whether a pinned face's verified row (another frame of a video) fails the checks
+    ``transform_genders`` retries on — the op's gender judge less than its ``check_p`` sure of the target;
+    for anonymize, the steering identity model still matching (dlib distance under 0.6 + ``id_margin``; with
+    ``id_check`` both, faceres matching too)."""
+    from ..judges.gender_vote import get_op_gender_judge
+
+    if row.get("status") != "changed" or "p_female_after" not in row:
+        return False, False
+    judge = get_op_gender_judge(opts.get("gender_judge", "auto"))
+    gender = p_target({"p_female": row["p_female_after"]}, row["target"]) < getattr(judge, "check_p", CHECK_P)
+    ident = False
+    if op == "anonymize" and "identity_distance" in row:
+        margin = opts.get("id_margin", ANONYMIZE_ID_MARGIN)
+        ident = row["identity_distance"] < 0.6 + float(margin if margin is not None else ANONYMIZE_ID_MARGIN)
+        if opts.get("id_check") == "both" and row.get("same_person_2"):
+            ident = True
+    return bool(gender), bool(ident)
+
+
+def escalate_pin(pin: dict, op: str, opts: dict, gender: bool, identity: bool) -> dict | None:
+    """The next, stronger decision for a pinned face that failed on some frame (:func:`pin_fails`), in the
+    order ``transform_genders`` climbs: k-Same to its full factor (identity only), then the next strength
+    of the face's ladder. None: nothing stronger is allowed."""
+    if not (gender or identity) or "strength" not in pin:
+        return None
+    full = opts.get("ksame")
+    full = (ANONYMIZE_KSAME if op == "anonymize" else 0.0) if full is None else float(full)
+    if identity and not gender and pin.get("neighbours") is not None and pin.get("ksame", 0.0) < full - 1e-9:
+        return {**pin, "ksame": _next_ksame(pin["ksame"], full)}
+    if identity and not gender and pin.get("unsure_source"):
+        return None  # as on photos: not made stronger for identity when its direction is unsure
+    ladder = strength_ladder(get_translator(None, op=op), op, opts.get("strength"), opts.get("max_strength"),
+                             target=pin["target"])
+    up = [v for v in ladder if v > pin["strength"] + 1e-9]
+    return {**pin, "strength": up[0]} if up else None
+
+
+def _repin(op: str):
+    def repin(pin: dict, rows: list[dict], opts: dict) -> tuple[str, dict | None]:
+        """A video track's check (``Operation.repin``): its pin verified on several frames (``rows``) ->
+        ("pass", None), ("stronger", next pin) or ("exhausted", None)."""
+        fails = [pin_fails(r, op, opts) for r in rows]
+        gender, identity = any(f[0] for f in fails), any(f[1] for f in fails)
+        if not (gender or identity):
+            return "pass", None
+        nxt = escalate_pin(pin, op, opts, gender, identity)
+        if nxt is not None:
+            return "stronger", nxt
+        # as on photos: --fallback blur blurs a face the identity model still calls the same person (its own
+        # rule; with --id-check both, faceres' too) after the strongest try — on any frame checked
+        still = any(r.get("same_person") or (opts.get("id_check") == "both" and r.get("same_person_2")) for r in rows)
+        if opts.get("fallback") == "blur" and still and not pin.get("fallback"):
+            return "stronger", {**pin, "fallback": "blur"}
+        return "exhausted", None
+    return repin
+
+
+def _pinned_plan(rgb, f, d5, i, tr, t0) -> tuple:
+    """A plan (as ``transform_genders`` makes them) for a face with ``extra["pin"]``."""
+    from ..faces import align_face
+
+    pin = f.extra["pin"]
+    row = {"face": i, "box": [round(float(v), 1) for v in f.box], "score": round(float(f.score), 3),
+           **{k: pin[k] for k in PIN_ROW if k in pin}, "model": tr.name, "pinned": True}
+    if "strength" in pin:
+        row["strength"] = pin["strength"]
+    else:
+        row["status"] = pin.get("status") or "unchanged"
+    return (f, d5, align_face(rgb, f, tr.template, tr.size), pin["target"], row, t0)
+
+
+def _pinned_warps(rgb: np.ndarray, todo: list) -> dict:
+    """id(plan) -> the reshape its pin drew (the same random numbers on this frame's landmarks)."""
+    import copy
+
+    from ..faces.reshape import FaceWarp, landmarks68, random_targets
+
+    warps = {}
+    for plan in todo:
+        pin = plan[0].extra["pin"]
+        if not pin.get("reshape") or "reshape_state" not in pin:
+            continue
+        # a video's tracked face carries its 68 landmarks smoothed over its frames (facegan.video)
+        p = plan[0].landmarks68 if plan[0].landmarks68 is not None else landmarks68(rgb, plan[0].box)
+        plan[0].extra["landmarks68"] = p
+        rng = np.random.default_rng()
+        rng.bit_generator.state = copy.deepcopy(pin["reshape_state"])
+        warps[id(plan)] = FaceWarp.plan(rgb.shape, p, random_targets(p, pin["reshape"], rng))
+        plan[4]["reshape"] = pin["reshape"]
+    return warps
 
 
 MONO_SPREAD = 8.0  # CIELAB a*/b* units: see is_monochrome
@@ -606,12 +749,15 @@ def _next_ksame(current: float, full: float) -> float:
 
 def _plan_warps(rgb: np.ndarray, todo: list, magnitude: float, rng: np.random.Generator) -> dict:
     """id(plan) -> one random :class:`~facegan.faces.reshape.FaceWarp` for each face to change."""
+    import copy
+
     from ..faces.reshape import FaceWarp, landmarks68, random_targets
 
     warps = {}
     for plan in todo:
         p = landmarks68(rgb, plan[0].box)
         plan[0].extra["landmarks68"] = p
+        plan[0].extra["reshape_state"] = (copy.deepcopy(rng.bit_generator.state), magnitude)  # for a pin
         warps[id(plan)] = FaceWarp.plan(rgb.shape, p, random_targets(p, magnitude, rng))
         plan[4]["reshape"] = magnitude
     return warps
@@ -624,20 +770,23 @@ def _redraw_warps(rgb, matched, warps, magnitude, rng, compose, still_matched) -
     faces still matched."""
     from ..faces.reshape import FaceWarp, random_targets
 
+    import copy
+
     left = list(matched)
     for _ in range(RESHAPE_DRAWS - 1):
         if not left:
             break
-        old = {id(p): warps[id(p)] for p in left}
+        old = {id(p): (warps[id(p)], p[0].extra.get("reshape_state")) for p in left}
         for p in left:
             lm = p[0].extra["landmarks68"]
+            p[0].extra["reshape_state"] = (copy.deepcopy(rng.bit_generator.state), magnitude)
             warps[id(p)] = FaceWarp.plan(rgb.shape, lm, random_targets(lm, magnitude, rng))
             p[4]["reshape_draws"] = p[4].get("reshape_draws", 1) + 1
         trial = compose()
         keep = []
         for p in left:
             if still_matched(p, trial):
-                warps[id(p)] = old[id(p)]
+                warps[id(p)], p[0].extra["reshape_state"] = old[id(p)]
                 keep.append(p)
             else:
                 p[4]["reshape"] = round(float(magnitude), 4)
@@ -647,20 +796,21 @@ def _redraw_warps(rgb, matched, warps, magnitude, rng, compose, still_matched) -
 
 def _swap(rgb, to="opposite", strength=None, max_strength=None, gender_judge="auto", chroma=CHROMA,
           eye_chroma=EYE_CHROMA["swap-gender"],
-          keep_hair=KEEP_HAIR["swap-gender"], refine=None, refine_male=None):
+          keep_hair=KEEP_HAIR["swap-gender"], refine=None, refine_male=None, faces=None, verify=True):
     return transform_genders(rgb, to=to, strength=strength, max_strength=max_strength, gender_judge=gender_judge,
                              chroma=chroma, keep_hair=keep_hair, eye_chroma=eye_chroma, refine=refine,
-                             refine_male=refine_male)
+                             refine_male=refine_male, faces=faces, verify=verify)
 
 
 def _anonymize(rgb, strength=None, max_strength=None, reshape=ANONYMIZE_RESHAPE, seed=None, gender_judge="auto",
                id_margin=ANONYMIZE_ID_MARGIN, fallback="none", ksame=ANONYMIZE_KSAME, chroma=CHROMA,
                keep_hair=KEEP_HAIR["anonymize"], id_check="dlib", eye_chroma=EYE_CHROMA["anonymize"],
-               refine=None, refine_male=None):
+               refine=None, refine_male=None, faces=None, verify=True):
     return transform_genders(rgb, to="opposite", strength=strength, op="anonymize", max_strength=max_strength,
                              reshape=reshape, seed=seed, gender_judge=gender_judge, id_margin=id_margin,
                              fallback=fallback, ksame=ksame, chroma=chroma, keep_hair=keep_hair, id_check=id_check,
-                             eye_chroma=eye_chroma, refine=refine, refine_male=refine_male)
+                             eye_chroma=eye_chroma, refine=refine, refine_male=refine_male, faces=faces,
+                             verify=verify)
 
 
 def _strength_help(op: str) -> str:
@@ -755,8 +905,10 @@ register_op(Operation(
                       f"of judges 1 and 3: {GenderVote.keep_p:g}) it reads as that already"),
              *_options("swap-gender")),
     examples=("facegan swap-gender photo.jpg -o out/", "facegan swap-gender photos/ -o out/ --to female",
-              "facegan swap-gender photo.jpg -o out/ --max-strength 1.25  # retry failing faces up to 1.25 only"),
-    available=translator_available, check=lambda opts: _check(opts, "swap-gender"),
+              "facegan swap-gender photo.jpg -o out/ --max-strength 1.25  # retry failing faces up to 1.25 only",
+              "facegan swap-gender clip.mp4 -o out/  # a video (MP4 out, audio kept)"),
+    available=translator_available, check=lambda opts: _check(opts, "swap-gender"), video="tracked",
+    repin=_repin("swap-gender"),
 ))
 
 register_op(Operation(
@@ -800,6 +952,8 @@ register_op(Operation(
               "facegan anonymize photo.jpg -o anon/ --no-keep-hair  # change the whole face ellipse, hair inside it too",
               "facegan anonymize photos/ -o anon/ --fallback blur  # blur faces still recognised at the end",
               "facegan anonymize photos/ -o anon/ --id-check both  # redo faces faceres still matches too",
-              "facegan anonymize photos/ -o anon/ --refine 0  # no realism refiner"),
-    available=translator_available, check=lambda opts: _check(opts, "anonymize"),
+              "facegan anonymize photos/ -o anon/ --refine 0  # no realism refiner",
+              "facegan anonymize clip.mp4 -o anon/  # a video: one decision per face track, audio kept"),
+    available=translator_available, check=lambda opts: _check(opts, "anonymize"), video="tracked",
+    repin=_repin("anonymize"),
 ))
