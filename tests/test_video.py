@@ -212,3 +212,19 @@ def test_a_rotated_phone_video_is_read_upright(tmp_path):
     (frame,) = list(iter_frames(info))
     assert frame.shape == (64, 48, 3)
     assert frame[:20, -10:].mean() > 200 and frame[:20, :10].mean() < 50  # turned clockwise: now top-right
+
+
+def test_cli_pixelate_video_and_refused_by_photo_readers(tmp_path, portrait_path):
+    from click.testing import CliRunner
+
+    from facegan.cli import main
+    from facegan.errors import UnsupportedFormatError
+
+    clip = make_clip(tmp_path / "c.mov", read_image(portrait_path), n=4)
+    r = CliRunner().invoke(main, ["pixelate", str(clip), "-o", str(tmp_path / "out"), "-q"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output.strip().splitlines()[-1])
+    assert (summary["processed"], summary["faces"]) == (1, 1)
+    assert len(frames_of(tmp_path / "out" / "c.mp4")) == 4  # MOV in, MP4 out
+    with pytest.raises(UnsupportedFormatError, match="take videos"):  # the photo path says where videos go
+        read_image(tmp_path / "out" / "c.mp4")
