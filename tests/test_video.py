@@ -228,3 +228,19 @@ def test_cli_pixelate_video_and_refused_by_photo_readers(tmp_path, portrait_path
     assert len(frames_of(tmp_path / "out" / "c.mp4")) == 4  # MOV in, MP4 out
     with pytest.raises(UnsupportedFormatError, match="take videos"):  # the photo path says where videos go
         read_image(tmp_path / "out" / "c.mp4")
+
+
+def test_odd_sized_lossless_mkv_in_even_mp4_out(tmp_path, portrait_path):
+    rgb = np.ascontiguousarray(read_image(portrait_path)[:225, :221])
+    src = tmp_path / "odd.mkv"
+    c = av.open(str(src), "w")
+    v = c.add_stream("ffv1", rate=10)
+    v.width, v.height, v.pix_fmt = 221, 225, "yuv444p"
+    for p in [*v.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")), *v.encode()]:
+        c.mux(p)
+    c.close()
+    s = run_op(get_op("blur"), [src], tmp_path / "out", progress=False)
+    assert (s.processed, s.failed) == (1, 0)
+    (frame,) = frames_of(tmp_path / "out" / "odd.mp4")
+    assert frame.shape == (226, 222, 3)  # H.264 (yuv420p) needs even sizes: one edge row / column added
+    assert np.abs(frame[:225, :221].astype(int) - rgb).mean() < 20  # the picture is where it was
