@@ -244,3 +244,4 @@ def test_odd_sized_lossless_mkv_in_even_mp4_out(tmp_path, portrait_path):
     (frame,) = frames_of(tmp_path / "out" / "odd.mp4")
     assert frame.shape == (226, 222, 3)  # H.264 (yuv420p) needs even sizes: one edge row / column added
     assert np.abs(frame[:225, :221].astype(int) - rgb).mean() < 20  # the picture is where it was
+

@@ -1,0 +1,32 @@
+"""One CLI test per registered op: photo in, photo + report out, input untouched (facefusion-style:
+every processor honours the same contract; see docs/ops.md)."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from facegan.cli import main
+from facegan.ops import get_op, list_ops
+
+
+def sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("name", [o.name for o in list_ops()])
+def test_every_op_from_the_cli_on_a_photo(tmp_path, portrait_path, name):
+    op = get_op(name)
+    if not op.available():
+        pytest.skip(f"{name}: model not installed")
+    before = sha(portrait_path)
+    r = CliRunner().invoke(main, [name, str(portrait_path), "-o", str(tmp_path / "out"), "-q"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output.strip().splitlines()[-1])["processed"] == 1
+    assert (tmp_path / "out" / portrait_path.name).exists() and sha(portrait_path) == before
+    rows = json.loads((tmp_path / "out" / "report.json").read_text())["faces"]
+    assert rows and all(r["status"] != "failed" for r in rows)
+    # the video contract (docs/ops.md): a "tracked" op must be able to re-decide a track
+    assert op.video in (None, "frames", "tracked") and (op.video != "tracked" or op.repin is not None)
