@@ -245,3 +245,34 @@ def test_odd_sized_lossless_mkv_in_even_mp4_out(tmp_path, portrait_path):
     assert frame.shape == (226, 222, 3)  # H.264 (yuv420p) needs even sizes: one edge row / column added
     assert np.abs(frame[:225, :221].astype(int) - rgb).mean() < 20  # the picture is where it was
 
+
+
+def test_a_failing_pin_climbs_as_a_photo_would():
+    from facegan.ops.swap_gender import RESHAPE_DRAWS, escalate_pin, transform_genders  # noqa: F401
+    from facegan.ops.translator_model import translator_available
+
+    if not translator_available():
+        pytest.skip("translator not installed")
+    state = np.random.default_rng(3).bit_generator.state
+    pin = {"target": "male", "strength": 1.0, "ksame": 0.625, "neighbours": list(range(12)), "reshape": 0.08,
+           "reshape_state": state}
+    opts = {"ksame": 1.25, "reshape": 0.08}
+    steps = []
+    while pin is not None:
+        steps.append((pin["strength"], pin["ksame"], round(pin["reshape"], 3), pin.get("draws", 1)))
+        pin = escalate_pin(pin, "anonymize", opts, gender=False, identity=True)
+    # k-Same to its full factor, then the other reshape draws (larger at each level), then a stronger change
+    assert steps[0] == (1.0, 0.625, 0.08, 1) and steps[1] == (1.0, 1.25, 0.08, 1)
+    assert [s[3] for s in steps[1:1 + RESHAPE_DRAWS]] == list(range(1, RESHAPE_DRAWS + 1))
+    assert steps[1 + RESHAPE_DRAWS][0] > 1.0 and steps[-1][0] == max(s[0] for s in steps)
+    assert steps[2][2] > 0.08  # the redraws grow
+    # a gender failure goes straight to the next strength; nothing past the ladder's top
+    assert escalate_pin({**pin_top(steps), "reshape_state": state}, "anonymize", opts, True, False) is None
+    g = escalate_pin({"target": "male", "strength": 1.0, "ksame": 0.625, "neighbours": [0]}, "anonymize", opts,
+                     gender=True, identity=False)
+    assert g["strength"] > 1.0 and g["ksame"] == 0.625
+
+
+def pin_top(steps):
+    s, k, r, _ = steps[-1]
+    return {"target": "male", "strength": s, "ksame": k, "reshape": r}

@@ -175,7 +175,7 @@ def process_video(op: Operation, opts: dict, src: Path, dst: Path, key: str, max
     for k in tracks:
         base = dict(key_rows.get(k.id) or frame_rows.get(k.id) or {})
         if k.id in escalated and pins.get(k.id):  # what the frames were written with
-            base.update({c: pins[k.id][c] for c in ("strength", "ksame", "fallback") if c in base or pins[k.id].get(c)})
+            base.update({c: pins[k.id][c] for c in ("strength", "ksame", "reshape", "fallback") if c in base or pins[k.id].get(c)})
         row = {"face": k.id, "track": k.id, "frames": len(k.faces), "first_frame": k.first, "last_frame": k.last,
                "keyframe": keyframes[k.id], "filled_frames": len(k.faces) - k.detected(),
                "box": base.get("box", [round(float(v), 1) for v in k.faces[keyframes[k.id]].box]),

@@ -620,20 +620,33 @@ def pin_fails(row: dict, op: str, opts: dict) -> tuple[bool, bool]:
 
 def escalate_pin(pin: dict, op: str, opts: dict, gender: bool, identity: bool) -> dict | None:
     """The next, stronger decision for a pinned face that failed on some frame (:func:`pin_fails`), in the
-    order ``transform_genders`` climbs: k-Same to its full factor (identity only), then the next strength
-    of the face's ladder. None: nothing stronger is allowed."""
+    order ``transform_genders`` climbs: for an identity failure k-Same to its full factor, then other random
+    reshapes (``RESHAPE_DRAWS`` in all at each strength, larger at each level: ``RESHAPE_GROWTH``), then the
+    next strength of the face's ladder. None: nothing stronger is allowed."""
     if not (gender or identity) or "strength" not in pin:
         return None
     full = opts.get("ksame")
     full = (ANONYMIZE_KSAME if op == "anonymize" else 0.0) if full is None else float(full)
-    if identity and not gender and pin.get("neighbours") is not None and pin.get("ksame", 0.0) < full - 1e-9:
-        return {**pin, "ksame": _next_ksame(pin["ksame"], full)}
-    if identity and not gender and pin.get("unsure_source"):
-        return None  # as on photos: not made stronger for identity when its direction is unsure
     ladder = strength_ladder(get_translator(None, op=op), op, opts.get("strength"), opts.get("max_strength"),
                              target=pin["target"])
     up = [v for v in ladder if v > pin["strength"] + 1e-9]
-    return {**pin, "strength": up[0]} if up else None
+    if identity and not gender:
+        if pin.get("neighbours") is not None and pin.get("ksame", 0.0) < full - 1e-9:
+            return {**pin, "ksame": _next_ksame(pin["ksame"], full)}
+        base = opts.get("reshape")
+        base = ANONYMIZE_RESHAPE if base is None else float(base)
+        if "reshape_state" in pin and base > 0 and pin.get("draws", 1) < RESHAPE_DRAWS:
+            import copy
+
+            level = len(ladder) - len(up)  # the photo path's retry level at this strength
+            rng = np.random.default_rng()
+            rng.bit_generator.state = copy.deepcopy(pin["reshape_state"])
+            nxt = np.random.default_rng(int(rng.integers(2 ** 62)))  # a new draw, reproducible from the old
+            return {**pin, "reshape": min(MAX_MAGNITUDE, base * (1.0 + RESHAPE_GROWTH * level)),
+                    "reshape_state": nxt.bit_generator.state, "draws": pin.get("draws", 1) + 1}
+        if pin.get("unsure_source"):
+            return None  # as on photos: not made stronger for identity when its direction is unsure
+    return {**pin, "strength": up[0], "draws": 1} if up else None
 
 
 def _repin(op: str):
