@@ -879,3 +879,20 @@ def test_eye_chroma_keeps_the_eyes_own_colours(portrait_path, tiny_model, monkey
     assert "eye_chroma" not in one.faces[0] and not np.array_equal(an.image, one.image)
     with pytest.raises(ConfigError, match="eye_chroma"):
         swap_gender.transform_genders(rgb, eye_chroma=2.0)
+
+
+def test_eye_lightening_scaled_only_lightens_less_round_the_eyes():
+    from facegan.ops.swap_gender import EYE_BOX, eye_lightening_scaled
+
+    before = np.full((128, 128, 3), 100, np.uint8)
+    after = before.copy()
+    after[:, :64] = 160  # lighter on the left half
+    after[:, 64:] = 40  # darker on the right half
+    out = eye_lightening_scaled(before, after, 0.0).astype(int)
+    y = int((EYE_BOX[1] + EYE_BOX[3]) / 2 * 128)
+    x_l = int((EYE_BOX[0] + 0.1) * 128)
+    assert abs(out[y, x_l].mean() - 100) < 6  # the lightening round the eyes is gone ...
+    assert abs(out[5, x_l].mean() - 160) < 3  # ... and kept away from them
+    assert abs(out[y, 100].mean() - 40) < 3  # darkening is kept everywhere
+    assert np.array_equal(eye_lightening_scaled(before, after, 1.0), after) or \
+        np.abs(eye_lightening_scaled(before, after, 1.0).astype(int) - after).max() <= 1

@@ -224,7 +224,8 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                       fallback: str = "none", ksame: float | None = None, chroma: float = CHROMA,
                       keep_hair: bool | None = None, id_check: str = "dlib",
                       eye_chroma: float | None = None, refine: float | None = None,
-                      refine_male: float | None = None, faces: list | None = None) -> OpResult:
+                      refine_male: float | None = None, faces: list | None = None,
+                      eye_lighten: float = 1.0) -> OpResult:
     """``strength`` None: the model's default for ``op`` (the shipped manifest's ``default_strength``).
 
     ``reshape`` > 0: each changed face's proportions (eye spacing, brows, nose, mouth, jaw)
@@ -400,6 +401,8 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         if id(p) in ks:
             crop = bank.apply(crop, ks[id(p)], p[4]["ksame"])
         crop = chroma_scaled(p[2].crop, crop, chroma, eye_chroma)
+        if eye_lighten < 1.0 and p[3] == "male":
+            crop = eye_lightening_scaled(p[2].crop, crop, eye_lighten)
         if refiner is not None and refine_to[p[3]] > 0:
             crop = refiner.refine(crop[None], [p[3]], refine_to[p[3]])[0]
             if mono:  # the refiner was trained on colour faces: in a black-and-white photo its lightness only
@@ -752,6 +755,20 @@ def _eye_weight(n: int) -> np.ndarray:
     return cv2.GaussianBlur(w, (0, 0), n * 0.04)
 
 
+def eye_lightening_scaled(before: np.ndarray, after: np.ndarray, f: float) -> np.ndarray:
+    """``after`` with the part of its change that *lightens* (CIELAB L* up) scaled by ``f`` around the eyes
+    (``EYE_BOX``, feathered): towards male the translator wipes lash lines and eye shadow to bright skin,
+    which leaves pale rims round the eyes. Darkening and colour are kept."""
+    import cv2
+
+    a = cv2.cvtColor(before.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    b = cv2.cvtColor(after.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    d = b[..., 0] - a[..., 0]
+    w = 1.0 - (1.0 - float(f)) * _eye_weight(before.shape[0])
+    b[..., 0] = a[..., 0] + np.where(d > 0, d * w, d)
+    return np.clip(cv2.cvtColor(b, cv2.COLOR_LAB2RGB) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
 def _next_ksame(current: float, full: float) -> float:
     """The k-Same factor after ``current`` on the ``KSAME_STEPS`` ladder of ``full``."""
     for f in KSAME_STEPS:
@@ -818,12 +835,12 @@ def _swap(rgb, to="opposite", strength=None, max_strength=None, gender_judge="au
 def _anonymize(rgb, strength=None, max_strength=None, reshape=ANONYMIZE_RESHAPE, seed=None, gender_judge="auto",
                id_margin=ANONYMIZE_ID_MARGIN, fallback="none", ksame=ANONYMIZE_KSAME, chroma=CHROMA,
                keep_hair=KEEP_HAIR["anonymize"], id_check="dlib", eye_chroma=EYE_CHROMA["anonymize"],
-               refine=None, refine_male=None, faces=None, verify=True):
+               refine=None, refine_male=None, faces=None, verify=True, eye_lighten=1.0):
     return transform_genders(rgb, to="opposite", strength=strength, op="anonymize", max_strength=max_strength,
                              reshape=reshape, seed=seed, gender_judge=gender_judge, id_margin=id_margin,
                              fallback=fallback, ksame=ksame, chroma=chroma, keep_hair=keep_hair, id_check=id_check,
                              eye_chroma=eye_chroma, refine=refine, refine_male=refine_male, faces=faces,
-                             verify=verify)
+                             verify=verify, eye_lighten=eye_lighten)
 
 
 def _strength_help(op: str) -> str:
@@ -953,6 +970,10 @@ register_op(Operation(
                       "blur: a face the identity model still calls the original person (dlib's 0.6 rule) after the "
                       "strongest change is blurred like the blur baseline (its row says fallback: blur); none: "
                       "report it and leave it"),
+             OpOption("eye_lighten", "float", 1.0, None,
+                      "on faces changed towards male, the fraction of the change's lightening applied around the "
+                      "eyes (1 = all; lower keeps more of the lash lines and lid shadows the model wipes to pale skin)",
+                      bounds=(0.0, 1.0)),
              OpOption("ksame", "float", ANONYMIZE_KSAME, None,
                       f"k-Same: also move each face's low-frequency appearance (32 px) towards the mean of its {KSAME_K} "
                       "nearest training faces of the target gender by this factor (1 = to their mean, 1.5 = past it, "
