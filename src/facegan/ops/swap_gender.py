@@ -297,6 +297,8 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         raise ConfigError(f"eye_chroma must be between 0 and 1, not {eye_chroma}")
     if not 0.0 <= float(chroma) <= 1.0:
         raise ConfigError(f"chroma must be between 0 and 1, not {chroma}")
+    if not 0.0 <= float(eye_lighten) <= 1.0:
+        raise ConfigError(f"eye_lighten must be between 0 and 1, not {eye_lighten}")
     refine_to = refine_amounts(op, refine, refine_male)
     refiner = None
     if max(refine_to.values()) > 0:
@@ -423,6 +425,8 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                 p[4]["chroma"] = float(chroma)
                 if eye_chroma != 1.0:
                     p[4]["eye_chroma"] = float(eye_chroma)
+                if eye_lighten != 1.0 and p[3] == "male":
+                    p[4]["eye_lighten"] = float(eye_lighten)
                 p[4]["keep_hair"] = bool(keep_hair)
                 if refiner is not None and refine_to[p[3]] > 0:
                     p[4]["refine"], p[4]["refiner"] = refine_to[p[3]], refiner.name
@@ -826,10 +830,11 @@ def _redraw_warps(rgb, matched, warps, magnitude, rng, compose, still_matched) -
 
 def _swap(rgb, to="opposite", strength=None, max_strength=None, gender_judge="auto", chroma=CHROMA,
           eye_chroma=EYE_CHROMA["swap-gender"],
-          keep_hair=KEEP_HAIR["swap-gender"], refine=None, refine_male=None, faces=None, verify=True):
+          keep_hair=KEEP_HAIR["swap-gender"], refine=None, refine_male=None, faces=None, verify=True,
+          eye_lighten=1.0):
     return transform_genders(rgb, to=to, strength=strength, max_strength=max_strength, gender_judge=gender_judge,
                              chroma=chroma, keep_hair=keep_hair, eye_chroma=eye_chroma, refine=refine,
-                             refine_male=refine_male, faces=faces, verify=verify)
+                             refine_male=refine_male, faces=faces, verify=verify, eye_lighten=eye_lighten)
 
 
 def _anonymize(rgb, strength=None, max_strength=None, reshape=ANONYMIZE_RESHAPE, seed=None, gender_judge="auto",
@@ -910,6 +915,10 @@ def _options(op: str) -> tuple:
                      "the fraction of --chroma applied around the eyes (1 = as elsewhere; lower keeps the irises' and "
                      "lids' own colours, which the model turns grey-violet; on held-out photos 0.5 made anonymize's faces "
                      "more real-looking at the same flips, and cost swap-gender a couple of flips)", bounds=(0.0, 1.0)),
+            OpOption("eye_lighten", "float", 1.0, None,
+                     "on faces changed towards male, the fraction of the change's lightening applied around the eyes "
+                     "(1 = all; lower keeps more of the lash lines and lid shadow the model wipes to pale skin: no pale "
+                     "rims, but on held-out photos 0.5 cost two women -> men flips)", bounds=(0.0, 1.0)),
             OpOption("refine", "float", None, None,
                      "how much of the realism refiner's change is applied to each face before it is pasted back (a "
                      "small network trained, SimGAN-style, to turn anonymize's composite crops into real-looking "
@@ -970,10 +979,6 @@ register_op(Operation(
                       "blur: a face the identity model still calls the original person (dlib's 0.6 rule) after the "
                       "strongest change is blurred like the blur baseline (its row says fallback: blur); none: "
                       "report it and leave it"),
-             OpOption("eye_lighten", "float", 1.0, None,
-                      "on faces changed towards male, the fraction of the change's lightening applied around the "
-                      "eyes (1 = all; lower keeps more of the lash lines and lid shadows the model wipes to pale skin)",
-                      bounds=(0.0, 1.0)),
              OpOption("ksame", "float", ANONYMIZE_KSAME, None,
                       f"k-Same: also move each face's low-frequency appearance (32 px) towards the mean of its {KSAME_K} "
                       "nearest training faces of the target gender by this factor (1 = to their mean, 1.5 = past it, "
