@@ -77,7 +77,7 @@ def per_frame(op, clip: Path, out: Path) -> tuple[float, int, list[np.ndarray]]:
     from facegan.io.video import VideoWriter, probe_video
 
     info = probe_video(clip)
-    outs, looks = [], set()
+    looks = set()
     t = time.perf_counter()
     with VideoWriter(out, info.fps, synthetic=True, operation=op.name) as w:
         for fr in frames_of(clip):
@@ -89,7 +89,6 @@ def per_frame(op, clip: Path, out: Path) -> tuple[float, int, list[np.ndarray]]:
             except NoFaceError:
                 img = fr
             w.write(img)
-            outs.append(img)
         w.close()
     return time.perf_counter() - t, len(looks), frames_of(out)
 

@@ -43,6 +43,17 @@ def make_clip(path, rgb, n=10, fps=8, shift=2, audio=True):
     return path
 
 
+def one_frame_video(path, rgb, codec, pix_fmt, rate=8):
+    """A one-frame video of ``rgb`` in ``codec`` / ``pix_fmt`` (the container from the file name)."""
+    c = av.open(str(path), "w")
+    v = c.add_stream(codec, rate=rate)
+    v.width, v.height, v.pix_fmt = rgb.shape[1], rgb.shape[0], pix_fmt
+    for p in [*v.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")), *v.encode()]:
+        c.mux(p)
+    c.close()
+    return path
+
+
 def frames_of(path):
     with av.open(str(path)) as c:
         return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
@@ -192,13 +203,7 @@ def test_a_rotated_phone_video_is_read_upright(tmp_path):
 
     img = np.zeros((48, 64, 3), np.uint8)
     img[:10, :20] = 255  # white in the stored frame's top-left corner
-    clip = tmp_path / "flat.mp4"
-    c = av.open(str(clip), "w")
-    v = c.add_stream("libx264", rate=8)
-    v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
-    for p in [*v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")), *v.encode()]:
-        c.mux(p)
-    c.close()
+    clip = one_frame_video(tmp_path / "flat.mp4", img, "libx264", "yuv420p")
     data = bytearray(clip.read_bytes())  # the track header's display matrix as a phone writes rotate=90
     i = data.find(b"tkhd")
     assert data[i + 4] == 0  # version 0 header
@@ -232,13 +237,7 @@ def test_cli_pixelate_video_and_refused_by_photo_readers(tmp_path, portrait_path
 
 def test_odd_sized_lossless_mkv_in_even_mp4_out(tmp_path, portrait_path):
     rgb = np.ascontiguousarray(read_image(portrait_path)[:225, :221])
-    src = tmp_path / "odd.mkv"
-    c = av.open(str(src), "w")
-    v = c.add_stream("ffv1", rate=10)
-    v.width, v.height, v.pix_fmt = 221, 225, "yuv444p"
-    for p in [*v.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")), *v.encode()]:
-        c.mux(p)
-    c.close()
+    src = one_frame_video(tmp_path / "odd.mkv", rgb, "ffv1", "yuv444p", rate=10)
     s = run_op(get_op("blur"), [src], tmp_path / "out", progress=False)
     assert (s.processed, s.failed) == (1, 0)
     (frame,) = frames_of(tmp_path / "out" / "odd.mp4")

@@ -126,9 +126,10 @@ def process_video(op: Operation, opts: dict, src: Path, dst: Path, key: str, max
         while True:
             rows = []
             for t, img, face in regions[k.id]:
-                face.extra["pin"] = pins[k.id]
+                f = _bare(face)
+                f.extra["pin"] = pins[k.id]
                 try:
-                    rows.append(op.run(img, **opts, faces=[_bare(face, keep_pin=True)], verify=True).faces[0])
+                    rows.append(op.run(img, **opts, faces=[f], verify=True).faces[0])
                 except NoFaceError:
                     continue
             state, nxt = op.repin(pins[k.id], rows, opts)
@@ -205,14 +206,13 @@ def process_video(op: Operation, opts: dict, src: Path, dst: Path, key: str, max
     return rows
 
 
-def _bare(face, keep_pin: bool = False):
+def _bare(face):
     """A copy of a tracked face with no per-frame state (the op caches landmarks and pins in ``extra``)."""
     from .faces.types import Face
 
-    keep = ("filled", "pin") if keep_pin else ("filled",)
     return Face(face.box, face.score, None if face.landmarks5 is None else np.array(face.landmarks5),
                 None if face.landmarks68 is None else np.array(face.landmarks68), face.detector,
-                {k: v for k, v in face.extra.items() if k in keep})
+                {k: v for k, v in face.extra.items() if k == "filled"})
 
 
 def _check_frames(track, keyframe: int) -> list[int]:
