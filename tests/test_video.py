@@ -275,3 +275,38 @@ def test_a_failing_pin_climbs_as_a_photo_would():
 def pin_top(steps):
     s, k, r, _ = steps[-1]
     return {"target": "male", "strength": s, "ksame": k, "reshape": r}
+
+
+def test_a_face_that_comes_back_keeps_its_look(tmp_path, fixtures_dir):
+    """One person (happy.jpg, then sad.jpg: the same man) in two shots with a long gap between them, then
+    someone else: three tracks (the gap is longer than the tracker bridges), two people. The returning
+    face gets the first shot's decision (one look); the other person gets a decision of her own."""
+    import cv2
+
+    op = get_op("anonymize")
+    if not op.available():
+        pytest.skip("translator not installed")
+    imgs = {n: cv2.resize(read_image(fixtures_dir / n), (256, 256), interpolation=cv2.INTER_AREA)
+            for n in ("happy.jpg", "sad.jpg", "art_18.jpg")}
+    grey = np.full((256, 256, 3), 128, np.uint8)
+    seq = [imgs["happy.jpg"]] * 4 + [grey] * 16 + [imgs["sad.jpg"]] * 4 + [grey] * 16 + [imgs["art_18.jpg"]] * 4
+    clip = tmp_path / "shots.mp4"
+    c = av.open(str(clip), "w")
+    v = c.add_stream("libx264", rate=8)
+    v.width, v.height, v.pix_fmt = 256, 256, "yuv420p"
+    for fr in seq:
+        for p in v.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), format="rgb24")):
+            c.mux(p)
+    for p in v.encode():
+        c.mux(p)
+    c.close()
+    s = run_op(op, [clip], tmp_path / "out", {"seed": 1}, progress=False)
+    assert (s.processed, s.failed) == (1, 0)
+    rows = json.loads((tmp_path / "out" / "report.json").read_text())["faces"]
+    assert [(r["first_frame"], r["last_frame"]) for r in rows] == [(0, 3), (20, 23), (40, 43)]
+    assert [r["person"] for r in rows] == [rows[0]["track"], rows[0]["track"], rows[2]["track"]]
+    assert rows[2]["person"] != rows[0]["person"]
+    for key in ("target", "strength", "ksame"):  # the returning face: the first shot's decision
+        assert rows[1][key] == rows[0][key]
+    assert rows[1]["checked_frames"] == rows[0]["checked_frames"]  # checked together, on both shots' frames
+    assert {1, 21} <= set(rows[0]["checked_frames"])

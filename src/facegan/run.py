@@ -23,7 +23,7 @@ from .errors import ConfigError, FaceganError, InputNotFoundError, OutputExistsE
 from .ops.base import Operation, photo_seed
 
 REPORT_FIELDS = ["file", "output", "status", "error", "face", "box", "score", "gender_before", "p_female_before",
-                 "p_female_before_1", "p_female_before_3", "age_before", "target", "gender_after", "p_female_after", "reads_as_target", "gender_judge",
+                 "p_female_before_1", "p_female_before_3", "p_female_before_probe", "source_judge", "age_before", "target", "gender_after", "p_female_after", "reads_as_target", "gender_judge",
                  "resnet_judge", "resnet_p_female_before", "resnet_p_female_after", "resnet_reads_as_target",
                  "judges_disagree_before", "unsure_source",
                  "identity_similarity", "identity_distance", "same_person", "identity_judge",

@@ -34,9 +34,13 @@ DETECTOR = "centerface"
 VERIFY_EVERY_S = 1.0  # seconds between a track's verified frames
 CHECK_FRAMES = 4  # frames besides the keyframe a track's decision is checked on before writing
 REGION_MARGIN = 0.75  # the cut-out checked: the face box grown by this fraction of its size on each side
-TRACK_ROW = ("status", "gender_before", "p_female_before", "age_before", "gender_judge", "target", "model",
+TRACK_ROW = ("status", "gender_before", "p_female_before", "age_before", "gender_judge", "source_judge", "target", "model",
              "strength", "strengths_tried", "reshape", "reshape_draws", "ksame", "ksame_bank", "chroma", "eye_chroma",
              "keep_hair", "refine", "refiner", "fallback", "unsure_source", "sigma_px", "cell_px", "too_small")
+# a track that starts after another ended (the face left the picture, or a cut) is the same person when dlib's
+# descriptors of the two keyframes lie closer than this (dlib's own rule is 0.6; stricter, since a merge
+# hands the later track the earlier one's decision, its direction included): it gets the same pin, one look
+REID_DISTANCE = 0.5
 CHECKS = ("reads_as_target", "resnet_reads_as_target", "same_person", "same_person_2")
 MEANS = ("identity_similarity", "identity_similarity_2", "p_female_after", "resnet_p_female_after")
 
@@ -99,12 +103,28 @@ def process_video(op: Operation, opts: dict, src: Path, dst: Path, key: str, max
             for t in _check_frames(k, keyframes[k.id]):
                 cut.setdefault(t, []).append(k)
     regions: dict[int, list] = {k.id: [] for k in tracks}
+    person: dict[int, int] = {}  # track id -> the track whose decision it shares (itself, or an earlier one)
+    seen: list[tuple] = []  # (track, dlib descriptor of its keyframe face) of the tracks decided so far
     with _bar(n_frames, "decide per face", progress) as bar:
         for t, frame in enumerate(iter_frames(info, max_frames)):
             bar.update(1)
             for k in cut.get(t, ()):
                 regions[k.id].append((t, *_region(frame, k.faces[t])))
             for k in want.get(t, ()):
+                person[k.id] = k.id
+                if tracked:
+                    desc = _descriptor(frame, k.faces[t])
+                    lead = _same_person(k, desc, seen, tracks, person)
+                    seen.append((k, desc))
+                    if lead is not None and pins.get(lead) is not None:  # seen before: the same decision
+                        person[k.id], pins[k.id] = lead, pins[lead]
+                        f = _bare(k.faces[t])
+                        f.extra["pin"] = pins[k.id]
+                        try:
+                            key_rows[k.id] = op.run(frame, **opts, faces=[f]).faces[0]
+                        except NoFaceError:
+                            key_rows[k.id] = {"status": "too small"}
+                        continue
                 o = dict(opts)
                 if seed is not None:
                     o["seed"] = photo_seed(seed, f"{key}#track{k.id}")
@@ -119,26 +139,30 @@ def process_video(op: Operation, opts: dict, src: Path, dst: Path, key: str, max
             if t >= max(want) and t >= max(cut, default=0):
                 break
     escalated: dict[int, dict] = {}
-    for k in tracks:  # each pin checked on more of its track's frames, made stronger where one fails
-        if pins.get(k.id) is None or not regions[k.id]:
+    for lead in tracks:  # each person's pin checked on more of its tracks' frames, made stronger where one fails
+        members = [k for k in tracks if person.get(k.id) == lead.id]
+        checked = sorted((r for k in members for r in regions[k.id]), key=lambda r: r[0])
+        if pins.get(lead.id) is None or not checked:
             continue
         steps, state = 0, None
         while True:
             rows = []
-            for t, img, face in regions[k.id]:
+            for t, img, face in checked:
                 f = _bare(face)
-                f.extra["pin"] = pins[k.id]
+                f.extra["pin"] = pins[lead.id]
                 try:
                     rows.append(op.run(img, **opts, faces=[f], verify=True).faces[0])
                 except NoFaceError:
                     continue
-            state, nxt = op.repin(pins[k.id], rows, opts)
+            state, nxt = op.repin(pins[lead.id], rows, opts)
             if state != "stronger":
                 break
-            pins[k.id], steps = nxt, steps + 1
-        escalated[k.id] = {"checked_frames": [t for t, _, _ in regions[k.id]], "check": state,
-                           "check_stronger_steps": steps}
-        regions[k.id] = []
+            pins[lead.id], steps = nxt, steps + 1
+        for k in members:
+            pins[k.id] = pins[lead.id]
+            escalated[k.id] = {"checked_frames": [t for t, _, _ in checked], "check": state,
+                               "check_stronger_steps": steps}
+            regions[k.id] = []
     every = max(1, int(round(VERIFY_EVERY_S * float(info.fps))))
     checks: dict[int, list[dict]] = {k.id: [] for k in tracks}
     frame_rows: dict[int, dict] = {}
@@ -177,7 +201,8 @@ def process_video(op: Operation, opts: dict, src: Path, dst: Path, key: str, max
         base = dict(key_rows.get(k.id) or frame_rows.get(k.id) or {})
         if k.id in escalated and pins.get(k.id):  # what the frames were written with
             base.update({c: pins[k.id][c] for c in ("strength", "ksame", "reshape", "fallback") if c in base or pins[k.id].get(c)})
-        row = {"face": k.id, "track": k.id, "frames": len(k.faces), "first_frame": k.first, "last_frame": k.last,
+        row = {"face": k.id, "track": k.id, "person": person.get(k.id, k.id), "frames": len(k.faces),
+               "first_frame": k.first, "last_frame": k.last,
                "keyframe": keyframes[k.id], "filled_frames": len(k.faces) - k.detected(),
                "box": base.get("box", [round(float(v), 1) for v in k.faces[keyframes[k.id]].box]),
                **{c: base[c] for c in TRACK_ROW if c in base}}
@@ -213,6 +238,30 @@ def _bare(face):
     return Face(face.box, face.score, None if face.landmarks5 is None else np.array(face.landmarks5),
                 None if face.landmarks68 is None else np.array(face.landmarks68), face.detector,
                 {k: v for k, v in face.extra.items() if k == "filled"})
+
+
+def _descriptor(frame: np.ndarray, face) -> np.ndarray:
+    """dlib's identity descriptor of a tracked face (its smoothed landmarks; dlib's 5 points found anew)."""
+    from .judges.identity import get_identity
+
+    return get_identity().embed(frame, _bare(face))
+
+
+def _same_person(track, desc: np.ndarray, seen: list, tracks: list, person: dict) -> int | None:
+    """The person (lead track id) an earlier-decided track whose keyframe descriptor lies within
+    ``REID_DISTANCE`` of ``desc`` belongs to — the closest such, and only if none of that person's tracks
+    shares a frame with ``track`` (two faces in one frame are two people) — else None."""
+    best, best_d = None, REID_DISTANCE
+    for k, d in seen:
+        dist = float(np.linalg.norm(np.asarray(d, np.float64) - np.asarray(desc, np.float64)))
+        if dist >= best_d:
+            continue
+        lead = person[k.id]
+        members = [m for m in tracks if person.get(m.id) == lead and m.id != track.id]
+        if any(m.first <= track.last and track.first <= m.last for m in members):
+            continue
+        best, best_d = lead, dist
+    return best
 
 
 def _check_frames(track, keyframe: int) -> list[int]:

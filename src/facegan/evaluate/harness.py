@@ -196,6 +196,8 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
                     row["op_target"] = mine["target"]
                 if mine is not None and mine.get("gender_judge"):
                     row["op_gender_judge"] = mine["gender_judge"]
+                if mine is not None and mine.get("source_judge"):  # the direction: the judge + the gender probe
+                    row["op_source_judge"] = mine["source_judge"]
                 if any(x.get("fallback") for x in res.faces):  # anonymize --fallback: blurred, not translated only
                     row["fallback"] = True
                 changed = [x for x in res.faces if x.get("status") == "changed"]
@@ -378,6 +380,9 @@ def summarize(rows: list[dict]) -> dict:
         judges = sorted({r["op_gender_judge"] for r in ok if r.get("op_gender_judge")})
         if judges:
             s["op_gender_judge"] = " / ".join(judges)
+        src_judges = sorted({r["op_source_judge"] for r in ok if r.get("op_source_judge")})
+        if src_judges:
+            s["op_source_judge"] = " / ".join(src_judges)
         if any("left_unchanged" in r for r in ok):
             s["left_unchanged"] = int(sum(bool(r.get("left_unchanged")) for r in ok))
         if any(r.get("fallback") for r in ok):
@@ -497,6 +502,10 @@ def markdown(res: dict) -> str:
     if opj:
         lines += ["", "The op's gender judge (it picks each face's direction, which faces to leave alone and which to "
                   "redo; judge 2 decides nothing): " + ", ".join(f"{n} `{j}`" for n, j in opj.items()) + "."]
+    osj = {n: s["op_source_judge"] for n, s in ops.items() if s.get("op_source_judge")}
+    if osj:
+        lines += ["", "The direction (each original's gender) read by the op's judge averaged with the gender probe on "
+                  "dlib's descriptor: " + ", ".join(f"{n} `{j}`" for n, j in osj.items()) + "."]
     ci = [(n, s) for n, s in ops.items() if s.get("n")]
     if ci:
         def w(s, key, n):
