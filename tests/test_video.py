@@ -278,7 +278,7 @@ def pin_top(steps):
 
 
 def test_a_face_that_comes_back_keeps_its_look(tmp_path, fixtures_dir):
-    """One person (happy.jpg, then sad.jpg: the same man) in two shots with a long gap between them, then
+    """One person (happy.jpg, then sad.jpg: the same woman) in two shots with a long gap between them, then
     someone else: three tracks (the gap is longer than the tracker bridges), two people. The returning
     face gets the first shot's decision (one look); the other person gets a decision of her own."""
     import cv2
