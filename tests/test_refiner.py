@@ -33,7 +33,8 @@ def _data(tmp_path, size=32):
 def _cfg(tmp_path, steps, size=32):
     return tr.RefinerConfig(inputs=str(tmp_path / "syn.npz"), real=str(tmp_path / "real.npz"),
                             out_dir=str(tmp_path / "run"), size=size, batch=4, steps=steps, ngf=8, n_blocks=1,
-                            ndf=8, pool_size=8, ckpt_every=2, snapshot_every=0, sample_every=2, threads=1)
+                            ndf=8, n_layers_D=2, pool_size=8, ckpt_every=2, snapshot_every=0, sample_every=2,
+                            threads=1, lambda_teacher=0.0, lambda_keep_id=0.0)  # faceres terms: their own test
 
 
 def test_refiner_starts_as_the_identity():
@@ -58,7 +59,7 @@ def test_train_checkpoints_samples_resumes_and_moves(tmp_path):
     assert tr.train(_cfg(tmp_path, 4))["step"] == 4
     run = tmp_path / "run"
     meta = json.loads((run / "last" / "meta.json").read_text())
-    assert meta["step"] == 4 and meta["config"]["lambda_low"] == 10.0
+    assert meta["step"] == 4 and meta["config"]["lambda_low"] == 0.5  # the whole config is kept
     assert (run / "samples" / "step000004.png").exists()
     res = tr.train(_cfg(tmp_path, 6))
     assert res["step"] == 6 and "resumed at step 4" in (run / "train.log").read_text()

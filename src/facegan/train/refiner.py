@@ -32,6 +32,9 @@ from .ema import EMA
 
 @dataclass
 class RefinerConfig:
+    """Defaults: the shipped refiner's recipe (v5, ``configs/anonymize-refiner.yaml``; its faceres terms need
+    ``facegan models fetch faceres``, or set ``lambda_teacher`` / ``lambda_keep_id`` to 0). The failed v3 settings
+    were 3000 steps at 1e-4, 4 blocks at full resolution, D depth 2 unblurred, L1 pulls 2 / 10, no faceres terms."""
     inputs: str = "cache/refiner_inputs.npz"  # scripts/refiner_data.py: composite crops + target gender
     real: str = "cache/utk200_utkface128.npz"  # `facegan data utkface-cache`: real faces (train split)
     out_dir: str = "runs/anonymize-refiner"
@@ -39,30 +42,30 @@ class RefinerConfig:
     max_age: int = 75
     size: int = 128
     batch: int = 8
-    steps: int = 3000
-    lr: float = 1e-4
+    steps: int = 2000
+    lr: float = 2e-4
     beta1: float = 0.5
     ngf: int = 32
-    n_blocks: int = 4
+    n_blocks: int = 6
     ndf: int = 32
-    n_layers_D: int = 2  # PatchGAN depth: 2 = 34 px patches of D's input (local realism, as SimGAN's local loss)
-    n_downsampling: int = 0  # 0: every layer at full resolution (SimGAN's refiner); with 2 and transposed
+    n_layers_D: int = 3  # PatchGAN depth (2 = 34 px patches of D's input: local realism, as SimGAN's local loss)
+    n_downsampling: int = 2  # 0: every layer at full resolution (SimGAN's refiner, v3); with 2 and transposed
     #                          convolutions the refiner met D with a checkerboard "texture" within 600 steps
     #                          (upsample "resize" avoids it; the shipped v5 recipe: configs/anonymize-refiner.yaml)
-    upsample: str = "transpose"  # with n_downsampling > 0: "resize" (nearest x2 + conv) draws no checkerboard
+    upsample: str = "resize"  # with n_downsampling > 0: "resize" (nearest x2 + conv) draws no checkerboard
     lowpass: int = 1  # the change is averaged over k x k pixels (ResidualTranslator(lowpass=k))
     d_pool: int = 2  # D sees the crops average-pooled by this factor: it judges the face's structure (ghosted
     #                  contours, smudges), not pixel texture, which paste-back takes from the photo anyway
-    d_blur: float = 0.0  # > 0: D sees the crops Gaussian-blurred (sigma in px of size) before d_pool: real photos'
+    d_blur: float = 1.5  # > 0: D sees the crops Gaussian-blurred (sigma in px of size) before d_pool: real photos'
     #                     grain is no cue (with d_pool alone the refiner learnt to add grain, not to fix contours)
     lambda_adv: float = 1.0
-    lambda_reg: float = 2.0  # L1(refined, input) per pixel
-    lambda_low: float = 10.0  # L1 of the 4x-pooled crops: the low-frequency face (the new identity) stays
-    lambda_teacher: float = 0.0  # faceres' gender head must read the refined crop as the target (hinged
+    lambda_reg: float = 0.05  # L1(refined, input) per pixel
+    lambda_low: float = 0.5  # L1 of the 4x-pooled crops: the low-frequency face (the new identity) stays
+    lambda_teacher: float = 1.0  # faceres' gender head must read the refined crop as the target (hinged
     teacher_margin: float = 0.1  # cross-entropy, as attr_translator's): D alone let women -> men drift back
     teacher_male_weight: float = 1.0  # the teacher term's weight on crops refined towards male (v5: 1; at
     teacher_margin_male: float | None = None  # --refine 0.5 they lost 2 flips) and its margin there (None: as above)
-    lambda_keep_id: float = 0.0  # faceres: 1 - cosine(refined, input crop): the refined face stays the
+    lambda_keep_id: float = 1.0  # faceres: 1 - cosine(refined, input crop): the refined face stays the
     #                              composite's person (not the photo's, whose fine detail it could restore)
     pool_size: int = 64  # history of refined crops shown to D (half of each fake batch)
     edit_mask: str = "ellipse"
