@@ -129,6 +129,25 @@ def test_workers_give_the_same_outputs_and_rows(photos, tmp_path, fixtures_dir):
         runner.run_op(_op([]), [photos], tmp_path / "x", progress=False, workers=2)
 
 
+def test_a_script_without_the_main_guard_gets_a_clear_error(tmp_path, fixtures_dir):
+    """run_op(workers=2) at a script's top level: each spawned worker re-runs the script; the worker's call
+    stops before touching the output folder, and the caller gets an error that says what to write."""
+    import subprocess
+    import sys
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(2):
+        shutil.copy(fixtures_dir / "happy1.jpg", src / f"p{i}.jpg")
+    script = tmp_path / "job.py"
+    script.write_text("from facegan.ops import get_op\nfrom facegan.run import run_op\n"
+                      f"run_op(get_op('blur'), [{str(src)!r}], {str(tmp_path / 'out')!r}, progress=False, workers=2)\n")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode != 0
+    assert 'if __name__ == "__main__":' in r.stderr and "BrokenProcessPool" in r.stderr
+    assert sorted(p.name for p in src.iterdir()) == ["p0.jpg", "p1.jpg"]  # inputs untouched
+
+
 def test_cli_workers_option(photos, tmp_path):
     from click.testing import CliRunner
 

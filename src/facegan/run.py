@@ -199,6 +199,10 @@ def _process(op: Operation, opts: dict, src: Path, dst: Path, out_dir: Path,
                   "time_s": round(time.perf_counter() - t0, 3)}], (str(src), e.code, str(e)))
 
 
+_MAIN_GUARD = ("with workers > 1 each worker is a fresh Python process that imports the calling script, so a script "
+               "that calls run_op must do it under `if __name__ == \"__main__\":` (the CLI's --workers needs nothing)")
+
+
 def _worker_init(threads: int) -> None:
     """A worker process of ``run_op(workers=N)``: its share of the cores (PyTorch and the ONNX
     Runtime sessions, which take PyTorch's thread count when they are made)."""
@@ -231,6 +235,12 @@ def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options
     if int(workers) < 1:
         raise ConfigError(f"workers must be at least 1, not {workers}")
     if workers > 1:
+        import multiprocessing
+
+        if getattr(multiprocessing.current_process(), "_inheriting", False):
+            # a worker process is starting and re-running the caller's script: stop before it touches the
+            # output folder (its journal and reports belong to the job that started it)
+            raise ConfigError(_MAIN_GUARD)
         from .ops import get_op
 
         if get_op(op.name) is not op:  # a worker process finds the op by name
@@ -319,6 +329,7 @@ def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options
         else:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor, as_completed
+            from concurrent.futures.process import BrokenProcessPool
 
             n = min(int(workers), len(todo))
             threads = max(1, (os.cpu_count() or 1) // n)
@@ -328,7 +339,12 @@ def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options
             futures = {pool.submit(_process_by_name, op.name, opts, src, dst, out_dir, max_pixels): src
                        for src, dst in todo}
             for fut in as_completed(futures):
-                record(futures[fut], *fut.result())
+                try:
+                    result = fut.result()
+                except BrokenProcessPool as e:
+                    raise ConfigError("a worker process stopped before it could work (see its message above); "
+                                      + _MAIN_GUARD) from e
+                record(futures[fut], *result)
                 recorded.add(fut)
                 bar.update(1)
     finally:  # also when interrupted (Ctrl-C): the reports say what was done
