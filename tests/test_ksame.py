@@ -99,7 +99,7 @@ def test_anonymize_ksame_changes_more_and_says_so(fixtures_dir, monkeypatch, tin
 def scripted(fixtures_dir, monkeypatch, tiny_model):
     """anonymize on a real photo with the tiny model, a gender judge that reads any changed photo as a
     woman, and identity verdicts the test scripts (the real descriptors): returns (photo, verdicts)."""
-    from facegan.judges import agegender, faceres, gender_probe
+    from facegan.judges import agegender, faceres
     from facegan.ops import swap_gender
 
     monkeypatch.setenv("FACEGAN_GENDER_MODEL", str(tiny_model))
@@ -127,12 +127,11 @@ def scripted(fixtures_dir, monkeypatch, tiny_model):
     monkeypatch.setattr(swap_gender, "_identity", lambda: Scripted)
     monkeypatch.setattr(agegender, "get_age_gender", lambda: Sure())
     monkeypatch.setattr(faceres, "available", lambda: False)
-    alone = gender_probe.read_source  # the direction: the scripted judge alone (no gender probe)
-    monkeypatch.setattr(gender_probe, "read_source", lambda *a, **k: alone(*a, **{**k, "probe": False}))
     return rgb, answers
 
 
-ANON = dict(op="anonymize", strength=1.0, max_strength=1.5, reshape=0.0, verify=False, ksame=1.0)
+# the direction read by the scripted judge alone (no gender probe)
+ANON = dict(op="anonymize", strength=1.0, max_strength=1.5, reshape=0.0, verify=False, ksame=1.0, source_probe=False)
 
 
 def test_a_face_still_matched_gets_the_full_blend_before_a_stronger_change(scripted):

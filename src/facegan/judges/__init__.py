@@ -21,7 +21,7 @@ def analyze_face(rgb: np.ndarray, face, *, embedding: bool = False) -> dict:
 
     ident = get_identity()
     dl5 = ident.dlib5_of(rgb, face)
-    ag = read_source(get_op_gender_judge("auto"), rgb, dl5, face, ident=ident)  # as the ops read an original
+    ag = read_source(get_op_gender_judge("auto"), rgb, dl5, face)  # as the ops read an original
     ex = get_expression().predict(rgb, face)
     out = {"gender": ag["gender"], "p_female": round(float(ag["p_female"]), 4),
            "age": round(float(ag["age"]), 1), "gender_judge": ag["judge"], "age_judge": get_age_gender().name,

@@ -45,23 +45,19 @@ def get_gender_probe() -> GenderProbe:
     return GenderProbe(w, float(sd["bias"].numpy().reshape(-1)[0]), manifest.get("features", ""))
 
 
-def read_source(judge, rgb: np.ndarray, d5: np.ndarray, face, ident=None, probe: bool = True) -> dict:
+def read_source(judge, rgb: np.ndarray, d5: np.ndarray, face, probe: bool = True) -> dict:
     """The reading an op decides a face's direction with: ``judge.predict`` (see
     :mod:`facegan.judges.gender_vote`) and, with ``probe``, its P(female) averaged with the probe's on dlib's
     descriptor of the face (``descriptor`` in the answer, for reuse as the original's in the identity check;
-    ``descriptor_model`` names the identity model; ``ident`` None: dlib's, as the probe was trained on).
+    ``descriptor_model`` names the identity model: dlib's, which the probe was trained on).
     The answer keeps the judge's own reading as ``p_female_judge`` and the probe's as ``p_female_probe``;
     ``judge`` names both."""
     r = dict(judge.predict(rgb, d5, face))
     if not probe:
         return r
-    if ident is None:
-        from .identity import get_identity
+    from .identity import get_identity
 
-        ident = get_identity()
-    pr = get_gender_probe()
-    if ident.name != pr.features:
-        raise ValueError(f"the gender probe reads {pr.features} descriptors, not {ident.name}")
+    ident, pr = get_identity(), get_gender_probe()
     desc = ident.embed(rgb, face if face is not None else d5)
     p = pr.p_female(desc)
     pf = (float(r["p_female"]) + p) / 2
