@@ -133,10 +133,6 @@ class KSameBank:
             raise ValueError(f"k-Same: no group {target!r} in the bank (has {self.groups})")
         v = face_vectors(crop[None], self.low)[0]
         q = (v - self.mean) @ self.basis.T
-        if _os.environ.get("FACEGAN_MORPH"):
-            pool = self.codes[self.labels == self.groups.index(target)]
-            nn = np.argsort(((pool - q) ** 2).sum(1))[:k] if neighbours is None else np.asarray(neighbours, int)
-            return morph_change(self, crop, target, nn, guard)
         pool = self.codes[self.labels == self.groups.index(target)]
         nn = np.argsort(((pool - q) ** 2).sum(1))[:k] if neighbours is None else np.asarray(neighbours, int)
         # towards the neighbours' mean face; the face's own detail the eigenspace does not hold (its
@@ -233,44 +229,3 @@ def crops_from_folder(folder: str | Path, progress: bool = False) -> tuple[np.nd
             crops.append(align_face(rgb, face, "utkface", 128).crop)
             labels.append(i)
     return np.asarray(crops, np.uint8).reshape(-1, 128, 128, 3), np.asarray(labels, np.int64), missed
-# scratch: appended to ksame.py for the experiment
-import os as _os
-_MORPH = {}
-def _morph_state():
-    if not _MORPH:
-        import dlib
-        B = np.load('/tmp/morph/bank.npz')
-        _MORPH.update(S=B['S'], free=B['free'], gk=B['gender'][B['keep']], rect=dlib.rectangle(*[int(round(v)) for v in B['box']]))
-    return _MORPH
-
-def _nblur(x, m, s):
-    return cv2.GaussianBlur(x * m, (0, 0), s) / np.maximum(cv2.GaussianBlur(m, (0, 0), s), 1e-3)
-
-def _inner_mask(L, lift=0.06):
-    pts = np.concatenate([L[0:17], L[26:16:-1] - [0, lift * 128]])
-    m = np.zeros((128, 128), np.float32)
-    cv2.fillConvexPoly(m, cv2.convexHull(pts.astype(np.int32)), 1.0)
-    m = cv2.erode(m, np.ones((5, 5), np.uint8))
-    return cv2.GaussianBlur(m, (0, 0), 3)[..., None]
-
-def morph_change(bank, crop, target, nn, guard):
-    from .detect import dlib_shapes
-    from .reshape import FaceWarp
-    k_env, s_detail, sig = (float(v) for v in _os.environ['FACEGAN_MORPH'].split(','))
-    st = _morph_state()
-    gi = bank.groups.index(target)
-    idx = np.flatnonzero(st['gk'] == gi)[np.asarray(nn, int)[:int(k_env)]]
-    T = st['free'][idx].astype(np.float32).mean(0)
-    Lc = dlib_shapes().sixty_eight(crop, st['rect'])
-    M = FaceWarp.plan((128, 128, 3), st['S'], Lc, margin=0.15).apply(T)
-    m = _inner_mask(Lc)
-    if guard is not False:
-        g = hair_guard(crop, bank.low) if guard is True else np.asarray(guard, np.float32)
-        m = m * cv2.resize(g, (128, 128), interpolation=cv2.INTER_LINEAR)[..., None]
-    cf = crop.astype(np.float32)
-    mm = np.repeat((m > 0.5).astype(np.float32), 3, -1)
-    M = M + _nblur(cf, mm, sig) - _nblur(M, mm, sig)
-    if s_detail > 0:
-        hp = lambda x: x - cv2.GaussianBlur(x, (0, 0), s_detail)
-        M = M + hp(cf) - hp(M)
-    return (M - cf) * m
