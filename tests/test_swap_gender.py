@@ -912,6 +912,52 @@ def test_eye_lightening_scaled_only_lightens_less_round_the_eyes():
         np.abs(eye_lightening_scaled(before, after, 1.0).astype(int) - after).max() <= 1
 
 
+def test_keep_tone_takes_back_the_mean_shift_and_keeps_the_pattern():
+    """keep_tone_scaled: the change's mean CIELAB shift over the cheeks and nose (SKIN_BOX) is taken back by
+    the fraction given, everywhere; the change's pattern (here a darker stripe) stays."""
+    import cv2
+
+    from facegan.faces.ksame import SKIN_BOX
+    from facegan.ops.swap_gender import keep_tone_scaled
+
+    rng = np.random.default_rng(3)
+    before = rng.integers(90, 150, (128, 128, 3)).astype(np.uint8)
+    after = np.clip(before.astype(int) - 30, 0, 255).astype(np.uint8)  # the whole face darker ...
+    after[100:110] = np.clip(after[100:110].astype(int) - 40, 0, 255)  # ... and a darker stripe (a "beard")
+    L = lambda x: cv2.cvtColor(x.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)[..., 0]  # noqa: E731
+    d_after = L(after) - L(before)
+    x0, y0, x1, y1 = (int(round(v * 128)) for v in SKIN_BOX)
+    shift = d_after[y0:y1, x0:x1].mean()
+    assert shift < -8
+    for f in (0.5, 1.0):
+        d = L(keep_tone_scaled(before, after, f)) - L(before)
+        assert d[y0:y1, x0:x1].mean() == pytest.approx((1 - f) * shift, abs=0.6)
+        # the stripe is still darker than its surroundings by as much as before
+        stripe = lambda x: x[100:110].mean() - x[60:70].mean()  # noqa: E731
+        assert stripe(d) == pytest.approx(stripe(d_after), abs=1.5)
+    assert np.abs(keep_tone_scaled(before, after, 0.0).astype(int) - after).max() <= 1
+
+
+def test_keep_tone_option_rows_and_bounds(portrait_path, tiny_model, monkeypatch):
+    """--keep-tone is off by default for both ops (no row field); 0.5 changes the image and its rows say so;
+    out of [0, 1] is refused."""
+    from facegan.errors import ConfigError
+    from facegan.io import read_image
+    from facegan.ops import get_op, swap_gender
+
+    monkeypatch.setenv("FACEGAN_GENDER_MODEL", str(tiny_model))
+    rgb = read_image(portrait_path)
+    kw = dict(strength=1.0, verify=False, op="anonymize", ksame=0.0, reshape=0.0)
+    off = swap_gender.transform_genders(rgb, **kw)
+    half = swap_gender.transform_genders(rgb, keep_tone=0.5, **kw)
+    assert swap_gender.KEEP_TONE == 0.0 and "keep_tone" not in off.faces[0]
+    assert half.faces[0]["keep_tone"] == 0.5 and not np.array_equal(half.image, off.image)
+    for name in ("swap-gender", "anonymize"):
+        assert get_op(name).parse_options({})["keep_tone"] == 0.0
+    with pytest.raises(ConfigError, match="keep_tone"):
+        swap_gender.transform_genders(rgb, keep_tone=1.5)
+
+
 class _FixedJudge:
     name = "fixed"
 
