@@ -768,6 +768,20 @@ def is_monochrome(rgb: np.ndarray) -> bool:
     return bool(((hi - lo) < MONO_SPREAD).all())
 
 
+def _to_lab(rgb: np.ndarray) -> np.ndarray:
+    """uint8 RGB -> float32 CIELAB (OpenCV's float ranges: L* 0-100)."""
+    import cv2
+
+    return cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+
+
+def _from_lab(lab: np.ndarray) -> np.ndarray:
+    """float32 CIELAB -> uint8 RGB, rounded and clipped."""
+    import cv2
+
+    return np.clip(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
 def chroma_scaled(before: np.ndarray, after: np.ndarray, chroma: float, eye: float = 1.0) -> np.ndarray:
     """``after`` (a changed uint8 RGB crop) with the colour part of its change from ``before`` scaled by
     ``chroma``: in CIELAB the lightness change is kept in full, the a*/b* change times ``chroma`` (1:
@@ -776,15 +790,12 @@ def chroma_scaled(before: np.ndarray, after: np.ndarray, chroma: float, eye: flo
     times ``chroma * eye``."""
     if chroma >= 1.0 and eye >= 1.0:
         return after
-    import cv2
-
-    a = cv2.cvtColor(before.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
-    b = cv2.cvtColor(after.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    a, b = _to_lab(before), _to_lab(after)
     scale = np.float32(chroma)
     if eye < 1.0:
         scale = chroma * (1.0 - (1.0 - float(eye)) * _eye_weight(before.shape[0]))[..., None]
     b[..., 1:] = a[..., 1:] + scale * (b[..., 1:] - a[..., 1:])
-    return np.clip(cv2.cvtColor(b, cv2.COLOR_LAB2RGB) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return _from_lab(b)
 
 
 @lru_cache(maxsize=4)
@@ -802,14 +813,11 @@ def eye_lightening_scaled(before: np.ndarray, after: np.ndarray, f: float) -> np
     """``after`` with the part of its change that *lightens* (CIELAB L* up) scaled by ``f`` around the eyes
     (``EYE_BOX``, feathered): towards male the translator wipes lash lines and eye shadow to bright skin,
     which leaves pale rims round the eyes. Darkening and colour are kept."""
-    import cv2
-
-    a = cv2.cvtColor(before.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
-    b = cv2.cvtColor(after.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    a, b = _to_lab(before), _to_lab(after)
     d = b[..., 0] - a[..., 0]
     w = 1.0 - (1.0 - float(f)) * _eye_weight(before.shape[0])
     b[..., 0] = a[..., 0] + np.where(d > 0, d * w, d)
-    return np.clip(cv2.cvtColor(b, cv2.COLOR_LAB2RGB) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return _from_lab(b)
 
 
 def keep_tone_scaled(before: np.ndarray, after: np.ndarray, f: float) -> np.ndarray:
@@ -817,15 +825,12 @@ def keep_tone_scaled(before: np.ndarray, after: np.ndarray, f: float) -> np.ndar
     change over the cheeks and nose (``faces.ksame.SKIN_BOX``, where the face's own skin is measured) is subtracted
     from every pixel, times ``f``. The change's pattern (beard shadow, make-up, brows) stays; only the whole face's
     darkening or lightening against the rest of the photo shrinks."""
-    import cv2
-
     from ..faces.ksame import SKIN_BOX, _box
 
-    a = cv2.cvtColor(before.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
-    b = cv2.cvtColor(after.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    a, b = _to_lab(before), _to_lab(after)
     shift = (b - a)[_box(SKIN_BOX, before.shape[0])].reshape(-1, 3).mean(0)
     b -= np.float32(f) * shift
-    return np.clip(cv2.cvtColor(b, cv2.COLOR_LAB2RGB) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return _from_lab(b)
 
 
 def _next_ksame(current: float, full: float) -> float:
