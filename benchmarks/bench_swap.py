@@ -15,8 +15,9 @@ embeddings before/after + both gender judges), encode (JPEG q95 with metadata). 
 with verify off; ``anonymize_end_to_end`` the anonymize op at its defaults (reshape 0.08; verify-and-retry: each
 retry re-judges and re-embeds the face; the realism refiner on faces changed towards female),
 ``anonymize_worst_case`` with every retry forced; ``anonymize_no_refine_*`` the same two with ``--refine 0``,
-``anonymize_refine_both_*`` with ``--refine 0.5`` (every face refined); ``refine`` the realism refiner on
-one crop (ONNX Runtime, the default; ``refine_torch``: eager PyTorch).
+``anonymize_refine_both_*`` with ``--refine 0.5`` (every face refined); ``anonymize_no_restore_*`` with
+``--restore 0`` (no detail restorer); ``refine`` the realism refiner on one crop (ONNX Runtime, the default;
+``refine_torch``: eager PyTorch); ``restore`` the detail restorer on one crop (blur 2.5 px + the network, ONNX Runtime).
 """
 from __future__ import annotations
 
@@ -95,7 +96,7 @@ def main() -> None:
     from facegan.judges.agegender import get_age_gender
     from facegan.judges.gender_vote import get_op_gender_judge
     from facegan.ops.swap_gender import _identity, _resnet_judge, dlib5_of, transform_genders
-    from facegan.ops.refiner_model import get_refiner
+    from facegan.ops.refiner_model import get_refiner, get_restorer
     from facegan.ops.translator_model import get_translator
 
     tr = get_translator(a.model, backend="torch")
@@ -114,7 +115,7 @@ def main() -> None:
     max_diff = 0.0
     tries: list[int] = []
     ph = photos(a.portraits)
-    refiner = get_refiner()
+    refiner, restorer = get_refiner(), get_restorer()
     from facegan.ops.refiner_model import Refiner
     from facegan.weights import load_shipped
 
@@ -143,6 +144,7 @@ def main() -> None:
             max_diff = max(max_diff, float(np.abs(crop.astype(int) - crop_o.astype(int)).max()))
             t("refine", refiner.refine, crop[None], [target], 0.5)
             t("refine_torch", refiner_torch.refine, crop[None], [target], 0.5)
+            t("restore", restorer.restore, crop[None], [target], 2.5)
             out = t("paste_back", paste_back, rgb, al, crop, mask="ellipse", mode="residual")
 
             def verify():
@@ -160,12 +162,13 @@ def main() -> None:
             # worst case: the identity check fails every time, so every strength up to the max is tried
             with _never_anonymous():
                 t("anonymize_worst_case", transform_genders, rgb, model=a.model, verify=True, op="anonymize")
-            for label, refine in (("no_refine", 0.0), ("refine_both", 0.5)):
+            for label, kw in (("no_refine", {"refine": 0.0}), ("refine_both", {"refine": 0.5}),
+                              ("no_restore", {"restore": 0.0})):
                 t(f"anonymize_{label}_end_to_end", transform_genders, rgb, model=a.model, verify=True,
-                  op="anonymize", refine=refine)
+                  op="anonymize", **kw)
                 with _never_anonymous():
                     t(f"anonymize_{label}_worst_case", transform_genders, rgb, model=a.model, verify=True,
-                      op="anonymize", refine=refine)
+                      op="anonymize", **kw)
     res = {"machine": machine(), "threads": a.threads, "model": tr.name, "op_gender_judge": op_judge.name, "photos": [n for n, _ in ph],
            "repeats": a.repeats, "onnx_max_abs_diff": max_diff, "anonymize_tries": tries, "load": os.getloadavg(),
            "stages": {k: stats(v) for k, v in times.items()},
@@ -177,11 +180,13 @@ def main() -> None:
              f"Measured {res['measured']} on {m.get('cpu', '?')}, {a.threads} threads; load average at end "
              f"{[round(v, 2) for v in res['load']]}. Model: `{tr.name}`; the ops' gender judge: `{op_judge.name}`. Photos: " + ", ".join(res["photos"])
              + f"; {a.repeats} repeats. ONNX Runtime vs PyTorch translated crops differ by at most {max_diff:.0f} grey level(s); `end_to_end*` use the op's default backend (ONNX Runtime). "
-             f"`anonymize_end_to_end`: the op at its defaults, the refiner on faces changed towards female "
+             f"`anonymize_end_to_end`: the op at its defaults, the refiner and the detail restorer on faces changed towards female "
              f"(strengths tried per face: {sorted(set(tries))}); "
              "`anonymize_worst_case`: the identity check forced to fail, so every retry runs; `anonymize_no_refine_*`: "
-             "the same with `--refine 0`; `anonymize_refine_both_*`: with `--refine 0.5` (every face refined). "
-             "`refine`: the refiner on ONNX Runtime (its default), `refine_torch` in eager PyTorch.", "",
+             "the same with `--refine 0`; `anonymize_refine_both_*`: with `--refine 0.5` (every face refined); "
+             "`anonymize_no_restore_*`: with `--restore 0` (no detail restorer). "
+             "`refine`: the refiner on ONNX Runtime (its default), `refine_torch` in eager PyTorch; `restore`: the "
+             "detail restorer on one crop (blur + network, ONNX Runtime).", "",
              "Reproduce: `nice -n 10 python benchmarks/bench_swap.py`", "",
              "| stage | median ms | p90 ms | n |", "|---|---:|---:|---:|"]
     for k, v in res["stages"].items():

@@ -231,6 +231,42 @@ def test_refine_amounts_default_per_op_and_direction():
         refine_amounts("anonymize", 0.5, 3)
 
 
+def test_restore_sigmas_default_per_op_and_direction():
+    from facegan.errors import ConfigError
+    from facegan.ops.swap_gender import restore_sigmas
+
+    assert restore_sigmas("anonymize") == {"female": 2.5, "male": 0.0}
+    assert restore_sigmas("swap-gender") == {"female": 0.0, "male": 0.0}
+    assert restore_sigmas("anonymize", 0) == {"female": 0.0, "male": 0.0}
+    assert restore_sigmas("swap-gender", 1.5, 2) == {"female": 1.5, "male": 2.0}
+    with pytest.raises(ConfigError, match="restore_male"):
+        restore_sigmas("anonymize", None, 9)
+
+
+def test_the_shipped_restorer_loads_and_redraws_a_real_crop(monkeypatch, fixtures_dir):
+    """The package's restorer on a real aligned crop at the default blur: it differs from the plain blur (the
+    network drew detail back) and stays close to the crop (it restores, it does not invent another face)."""
+    import cv2
+
+    from facegan.faces.align import align_face
+    from facegan.faces.detect import detect_faces
+
+    monkeypatch.delenv(rm.ENV_RESTORER, raising=False)
+    rm._load_restorer.cache_clear()
+    res = rm.get_restorer()
+    assert res.name == "facegan-anonymize-restorer-v1" and res.source == "shipped"
+    rgb = read_image(fixtures_dir / "happy1.jpg")
+    face = max(detect_faces(rgb, "centerface"), key=lambda f: f.width)
+    crop = align_face(rgb, face, "utkface", 128).crop
+    out = res.restore(crop[None], ["female"], 2.5)[0].astype(int)
+    blurred = cv2.GaussianBlur(crop, (15, 15), 2.5, borderType=cv2.BORDER_REFLECT_101).astype(int)
+    inner = (slice(40, 100), slice(30, 98))
+    err_out, err_blur = (np.abs(a - crop)[inner].mean() for a in (out, blurred))
+    assert err_out < err_blur < 20  # closer to the sharp crop than the blur it was given
+    assert np.abs(out - crop)[:4, :4].max() == 0  # nothing outside the face ellipse
+    rm._load_restorer.cache_clear()
+
+
 def test_teacher_term_weights_and_margins_the_male_side_apart():
     from facegan.train.attr_translator import teacher_loss
 
@@ -242,3 +278,124 @@ def test_teacher_term_weights_and_margins_the_male_side_apart():
     per = torch.relu(-torch.log(torch.tensor([0.6, 0.4, 0.7, 0.99])) - torch.tensor([0.0, 0.1, 0.1, 0.0]))
     want = (torch.tensor([3.0, 1.0, 1.0, 3.0]) * per).mean()
     assert torch.allclose(tr._teacher(p_male, t, cfg), want)
+
+
+def test_blur_batch_blurs_each_image_by_its_own_sigma():
+    x = torch.zeros(2, 3, 33, 33)
+    x[:, :, 16, 16] = 1.0
+    y = tr.blur_batch(x, torch.tensor([0.5, 3.0]))
+    assert torch.allclose(y.sum((2, 3)), torch.ones(2, 3), atol=1e-4)  # reflect border, normalised kernel
+    assert y[0, 0, 16, 16] > 0.5 > y[1, 0, 16, 16] > 0  # the first barely blurred, the second spread out
+    assert torch.allclose(y[1, 0, 16, 10], y[1, 0, 10, 16]) and y[1, 0, 16, 10] > 1e-3  # isotropic
+
+
+def _restore_cfg(tmp_path, steps, size=32):
+    cfg = _cfg(tmp_path, steps, size)
+    cfg.mode, cfg.inputs, cfg.d_blur, cfg.d_pool = "restore", str(tmp_path / "missing.npz"), 0.0, 1
+    return cfg
+
+
+def test_restore_mode_trains_on_blurred_real_faces_only(tmp_path):
+    _data(tmp_path)
+    cfg = _restore_cfg(tmp_path, 3)
+    assert tr.train(cfg)["step"] == 3  # no composite crops needed: the inputs file does not exist
+    run = tmp_path / "run"
+    assert "inputs 0" in (run / "train.log").read_text() and (run / "samples" / "step000002.png").exists()
+    man = json.loads((run / "model" / "manifest.json").read_text())
+    assert man["mode"] == "restore" and man["name"] == rm.SHIPPED_RESTORER and man["restore_sigma"] == [1.0, 3.5]
+
+
+@pytest.fixture
+def tiny_restorer(tmp_path_factory):
+    """A detail restorer trained 2 steps at 128 px, exported as a model folder."""
+    d = tmp_path_factory.mktemp("restorer")
+    _data(d, size=128)
+    cfg = _restore_cfg(d, 2, size=128)
+    cfg.lr, cfg.ema_decay = 0.01, 0.0
+    tr.train(cfg)
+    return rm.export_refiner(d / "run" / "last", d / "model")
+
+
+def test_restorer_loads_and_restores_inside_the_face_ellipse(tiny_restorer, tiny_refiner, monkeypatch):
+    monkeypatch.setenv(rm.ENV_RESTORER, str(tiny_restorer))
+    rm._load_restorer.cache_clear()
+    res = rm.get_restorer()
+    crops = np.random.default_rng(2).integers(0, 255, (2, 128, 128, 3), dtype=np.uint8)
+    out = res.restore(crops, ["male", "female"], 2.0)
+    assert out.shape == crops.shape and out.dtype == np.uint8
+    diff = np.abs(out.astype(int) - crops).sum(-1)
+    assert diff[:, 40:90, 40:90].mean() > 10  # noise crops blurred and re-drawn: far from the input
+    assert diff[:, :6, :6].max() == 0  # outside the ellipse the crop is kept, not blurred
+    assert np.array_equal(res.restore(crops, ["male", "female"], 2.0, amount=0.0), crops)
+    monkeypatch.setenv(rm.ENV_RESTORER, str(tiny_refiner))  # a refiner is not a restorer
+    rm._load_restorer.cache_clear()
+    with pytest.raises(ModelError, match="not a detail restorer"):
+        rm.get_restorer()
+    rm._load_restorer.cache_clear()
+
+
+def test_restore_without_a_restorer_says_how_to_train_one(monkeypatch, fixtures_dir, tmp_path):
+    monkeypatch.delenv(rm.ENV_RESTORER, raising=False)
+    monkeypatch.setattr("facegan.weights.available", lambda name: name != rm.SHIPPED_RESTORER)
+    rm._load_restorer.cache_clear()
+    src = tmp_path / "in.jpg"
+    shutil.copy(fixtures_dir / "happy1.jpg", src)
+    r = CliRunner().invoke(main, ["anonymize", str(src), "-o", str(tmp_path / "o"), "--restore", "2", "-q"])
+    assert r.exit_code != 0 and "anonymize-restorer.yaml" in r.output
+    assert not (tmp_path / "o" / "in.jpg").exists()  # refused before any photo was read
+
+
+def test_anonymize_restore_end_to_end(tiny_model, tiny_restorer, fixtures_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEGAN_GENDER_MODEL", str(tiny_model))
+    monkeypatch.setenv(rm.ENV_RESTORER, str(tiny_restorer))
+    rm._load_restorer.cache_clear()
+    src = tmp_path / "in.jpg"
+    shutil.copy(fixtures_dir / "happy1.jpg", src)
+    outs = {}
+    for sigma in ("0", "2"):
+        o = tmp_path / f"out{sigma}"
+        r = CliRunner().invoke(main, ["anonymize", str(src), "-o", str(o), "--restore", sigma, "--seed", "3",
+                                      "--strength", "1", "--refine", "0", "-q"], catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        outs[sigma] = (read_image(o / "in.jpg"), json.loads((o / "report.json").read_text())["faces"])
+    assert not np.array_equal(outs["0"][0], outs["2"][0])  # the restorer's change reached the photo
+    row = outs["2"][1][0]
+    assert row["restore"] == 2.0 and row["restorer"] == rm.SHIPPED_RESTORER
+    assert "restore" not in outs["0"][1][0]
+    target = row["target"]
+    for male_sigma in ("0", "2"):  # --restore-male: the blur for faces changed towards male only
+        o = tmp_path / f"male{male_sigma}"
+        r = CliRunner().invoke(main, ["anonymize", str(src), "-o", str(o), "--restore", "2", "--restore-male",
+                                      male_sigma, "--seed", "3", "--strength", "1", "--refine", "0", "-q"],
+                               catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        restored = target == "female" or male_sigma == "2"
+        assert np.array_equal(read_image(o / "in.jpg"), outs["2" if restored else "0"][0])
+        assert ("restore" in json.loads((o / "report.json").read_text())["faces"][0]) == restored
+    o = tmp_path / "default"  # the default: faces changed towards female at 2.5, towards male not
+    r = CliRunner().invoke(main, ["anonymize", str(src), "-o", str(o), "--seed", "3", "--strength", "1", "--refine",
+                                  "0", "-q"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert json.loads((o / "report.json").read_text())["faces"][0].get("restore") == (2.5 if target == "female" else None)
+    r = CliRunner().invoke(main, ["anonymize", str(src), "-o", str(tmp_path / "bad"), "--restore", "9", "-q"])
+    assert r.exit_code != 0 and "restore" in r.output
+    rm._load_restorer.cache_clear()
+
+
+def test_restore_mix_puts_another_faces_detail_on_the_input_and_init_from_starts_there(tmp_path):
+    _data(tmp_path)
+    cfg = _restore_cfg(tmp_path, 2)
+    data = tr._Data(cfg)
+    torch.manual_seed(0)
+    x0, sharp0, t0 = data.real_pairs(4, (2.0, 2.0))
+    data.rng = np.random.default_rng(0)
+    x1, sharp1, t1 = data.real_pairs(4, (2.0, 2.0), (1.0, 1.0))
+    assert torch.equal(sharp0, sharp1) and torch.equal(t0, t1)  # the same faces drawn
+    hp = lambda a: a - tr.blur_batch(a, torch.full((len(a),), 2.0))  # noqa: E731
+    assert hp(x1).abs().mean() > 2 * hp(x0).abs().mean()  # the blurred input got detail back: another face's
+    tr.train(cfg)
+    cfg2 = _restore_cfg(tmp_path, 3)
+    cfg2.out_dir, cfg2.init_from = str(tmp_path / "stage2"), str(tmp_path / "run" / "last")
+    cfg2.restore_mix = (0.0, 1.0)
+    assert tr.train(cfg2)["step"] == 3  # one step on top of the first run's two
+    assert "resumed at step 2 from" in (tmp_path / "stage2" / "train.log").read_text()

@@ -24,6 +24,8 @@ from .translator_model import crops_to_nchw, onnx_session_for
 
 SHIPPED = "anonymize-refiner"
 ENV = "FACEGAN_REFINER"
+SHIPPED_RESTORER = "anonymize-restorer"
+ENV_RESTORER = "FACEGAN_RESTORER"
 DOMAINS = ("male", "female")
 
 
@@ -73,6 +75,20 @@ class Refiner:
             y = x + float(amount) * self.mask * (self.net(x, t) - x)
         return ((y.clamp(-1, 1) + 1) * 127.5 + 0.5).byte().permute(0, 2, 3, 1).numpy()
 
+    def restore(self, crops: np.ndarray, targets, sigma: float, amount: float = 1.0) -> np.ndarray:
+        """A detail restorer's use (``mode: restore`` models): each crop Gaussian-blurred by ``sigma`` px (as in its
+        training), re-drawn by the network, and ``amount`` of the way from the crop to that inside the face
+        ellipse (outside it the crop is kept)."""
+        import cv2
+
+        r = max(1, int(3 * float(sigma)))
+        blurred = np.stack([cv2.GaussianBlur(c, (2 * r + 1, 2 * r + 1), float(sigma), borderType=cv2.BORDER_REFLECT_101)
+                            for c in crops])
+        y = self.refine(blurred, targets, 1.0).astype(np.float32)
+        m = self.mask.numpy()[0, 0][None, ..., None]
+        out = crops.astype(np.float32) + float(amount) * m * (y - crops.astype(np.float32))
+        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
 
 def refiner_available() -> bool:
     from ..weights import available, is_model_folder
@@ -81,15 +97,20 @@ def refiner_available() -> bool:
     return is_model_folder(Path(env)) if env else available(SHIPPED)
 
 
-@lru_cache(maxsize=2)
-def _load(path: str | None) -> Refiner:
+def _read(path: str | None, env: str, shipped: str) -> tuple:
+    """(state, manifest, name, source) of the model folder ``path`` (named by ``env``), else the shipped one."""
     from ..weights import load_model_folder, load_shipped
 
     if path:
-        sd, man = load_model_folder(Path(path), label=f"{ENV}={path}")
-        return Refiner(sd, man, man.get("name", Path(path).name), path)
-    sd, man = load_shipped(SHIPPED)
-    return Refiner(sd, man, man.get("name", SHIPPED), "shipped")
+        sd, man = load_model_folder(Path(path), label=f"{env}={path}")
+        return sd, man, man.get("name", Path(path).name), path
+    sd, man = load_shipped(shipped)
+    return sd, man, man.get("name", shipped), "shipped"
+
+
+@lru_cache(maxsize=2)
+def _load(path: str | None) -> Refiner:
+    return Refiner(*_read(path, ENV, SHIPPED))
 
 
 def get_refiner() -> Refiner:
@@ -103,6 +124,26 @@ def get_refiner() -> Refiner:
                          "cache/refiner_inputs.npz` and `facegan train configs/anonymize-refiner.yaml`, then set "
                          f"{ENV}=runs/anonymize-refiner/model")
     return _load(path)
+
+
+@lru_cache(maxsize=2)
+def _load_restorer(path: str | None) -> Refiner:
+    sd, man, name, src = _read(path, ENV_RESTORER, SHIPPED_RESTORER)
+    if man.get("mode") != "restore":
+        raise ModelError(f"{src}: not a detail restorer (its manifest's mode is {man.get('mode', 'refine')!r})")
+    return Refiner(sd, man, name, src)
+
+
+def get_restorer() -> Refiner:
+    """The detail restorer ``FACEGAN_RESTORER`` names, else the shipped one (ModelError when neither is there)."""
+    from ..weights import available
+
+    path = os.environ.get(ENV_RESTORER) or None
+    if path is None and not available(SHIPPED_RESTORER):
+        raise ModelError(f"--restore needs a detail restorer and the shipped one ({SHIPPED_RESTORER}) is not installed: "
+                         "reinstall facegan, or train one with `facegan train configs/anonymize-restorer.yaml`, then set "
+                         f"{ENV_RESTORER}=runs/anonymize-restorer/model")
+    return _load_restorer(path)
 
 
 def export_refiner(checkpoint: str | Path, out: str | Path, extra: dict | None = None) -> Path:
@@ -120,9 +161,11 @@ def export_refiner(checkpoint: str | Path, out: str | Path, extra: dict | None =
     load_checkpoint(ck, {"G_ema": G})
     out = Path(out)
     wf = export_half(G, out / "model.safetensors")
-    man = {"name": SHIPPED, "class": "ResidualTranslator", "ngf": cfg.ngf, "n_blocks": cfg.n_blocks,
+    restore = getattr(cfg, "mode", "refine") == "restore"
+    man = {"name": SHIPPED_RESTORER if restore else SHIPPED, "class": "ResidualTranslator", "ngf": cfg.ngf, "n_blocks": cfg.n_blocks,
            "n_downsampling": cfg.n_downsampling, "lowpass": cfg.lowpass,
            "upsample": cfg.upsample, "template": "utkface", "size": cfg.size, "domains": list(DOMAINS), "step": meta["step"],
+           **({"mode": "restore", "restore_sigma": list(cfg.restore_sigma)} if restore else {}),
            **(extra or {}), "sha256": sha256_file(wf)}
     (out / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
     return out

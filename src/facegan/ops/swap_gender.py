@@ -81,6 +81,13 @@ EYE_LIGHTEN = {"swap-gender": 1.0, "anonymize": 0.75}
 # the evaluation's 200 the same flips (99 / 95%) and KID 287.9 -> 276.8 women -> men, but faceres re-identified
 # 9.0% instead of 7.0%, so the default stays 0 for both ops
 KEEP_TONE = 0.0
+# --restore SIGMA (per target gender, as --refine): the crop paste-back receives is Gaussian-blurred by SIGMA px (of
+# the 128 px crop) and its detail re-drawn by a detail restorer (ops/refiner_model.py's get_restorer, trained on
+# real faces only: configs/anonymize-restorer*.yaml); 0 = off. Chosen 2026-12-03 (session 19) on the 196 test-rest
+# photos, confirmed on the evaluation's 200 (reports/gender-eval/realism-test-rest/restorer/): see RESTORE's numbers
+# in the restorer's model card
+RESTORE = {"swap-gender": {"female": 0.0, "male": 0.0}, "anonymize": {"female": 2.5, "male": 0.0}}
+RESTORE_BOUNDS = (0.0, 4.0)
 EYE_BOX = (0.18, 0.20, 0.82, 0.42)  # x0, y0, x1, y1 in the utkface crop (its eyes at y 0.31)
 FALLBACK_BLUR = 1.0  # anonymize --fallback blur: the blur baseline's default strength (sigma 8% of the face width)
 # How sure the op's gender judge must be (its probability of the target gender). Fixed before measuring
@@ -115,16 +122,26 @@ REFINE = {"swap-gender": {"female": 0.0, "male": 0.0}, "anonymize": {"female": 0
 REFINE_BOUNDS = (0.0, 2.0)
 
 
-def refine_amounts(op: str, refine: float | None = None, refine_male: float | None = None) -> dict[str, float]:
-    """The refiner amount per target gender: ``refine`` None gives the op's ``REFINE``, a number sets both
-    directions; ``refine_male`` (None: as set by ``refine``) then sets the one towards male."""
-    amounts = dict(REFINE.get(op, REFINE["swap-gender"])) if refine is None else {"female": refine, "male": refine}
-    if refine_male is not None:
-        amounts["male"] = refine_male
-    for name, v in (("refine", amounts["female"]), ("refine_male", amounts["male"])):
-        if not REFINE_BOUNDS[0] <= float(v) <= REFINE_BOUNDS[1]:
-            raise ConfigError(f"{name} must be between {REFINE_BOUNDS[0]:g} and {REFINE_BOUNDS[1]:g}, not {v}")
+def _by_direction(table: dict, op: str, both, male, bounds: tuple, name: str) -> dict[str, float]:
+    """A setting per target gender: ``both`` None gives the op's row of ``table``, a number sets both directions;
+    ``male`` (None: as set by ``both``) then sets the one towards male."""
+    amounts = dict(table.get(op, table["swap-gender"])) if both is None else {"female": both, "male": both}
+    if male is not None:
+        amounts["male"] = male
+    for key, v in ((name, amounts["female"]), (f"{name}_male", amounts["male"])):
+        if not bounds[0] <= float(v) <= bounds[1]:
+            raise ConfigError(f"{key} must be between {bounds[0]:g} and {bounds[1]:g}, not {v}")
     return {k: float(v) for k, v in amounts.items()}
+
+
+def refine_amounts(op: str, refine: float | None = None, refine_male: float | None = None) -> dict[str, float]:
+    """The refiner amount per target gender (``REFINE``; ``refine`` sets both, ``refine_male`` the one towards male)."""
+    return _by_direction(REFINE, op, refine, refine_male, REFINE_BOUNDS, "refine")
+
+
+def restore_sigmas(op: str, restore: float | None = None, restore_male: float | None = None) -> dict[str, float]:
+    """The detail restorer's blur per target gender (``RESTORE``; 0 = off), set as :func:`refine_amounts`."""
+    return _by_direction(RESTORE, op, restore, restore_male, RESTORE_BOUNDS, "restore")
 
 
 def p_target(pred: dict, target: str) -> float:
@@ -242,7 +259,8 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                       eye_chroma: float | None = None, refine: float | None = None,
                       refine_male: float | None = None, faces: list | None = None,
                       eye_lighten: float | None = None, source_probe: bool = True,
-                      keep_tone: float | None = None) -> OpResult:
+                      keep_tone: float | None = None, restore: float | None = None,
+                      restore_male: float | None = None) -> OpResult:
     """``strength`` None: the model's default for ``op`` (the shipped manifest's ``default_strength``).
 
     ``reshape`` > 0: each changed face's proportions (eye spacing, brows, nose, mouth, jaw)
@@ -328,6 +346,12 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         keep_tone = KEEP_TONE
     if not 0.0 <= float(keep_tone) <= 1.0:
         raise ConfigError(f"keep_tone must be between 0 and 1, not {keep_tone}")
+    restore_to = restore_sigmas(op, restore, restore_male)
+    restorer = None
+    if max(restore_to.values()) > 0:
+        from .refiner_model import get_restorer
+
+        restorer = get_restorer()
     refine_to = refine_amounts(op, refine, refine_male)
     refiner = None
     if max(refine_to.values()) > 0:
@@ -445,6 +469,10 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
             crop = refiner.refine(crop[None], [p[3]], refine_to[p[3]])[0]
             if mono:  # the refiner was trained on colour faces: in a black-and-white photo its lightness only
                 crop = chroma_scaled(p[2].crop, crop, 0.0)
+        if restorer is not None and restore_to[p[3]] > 0:
+            crop = restorer.restore(crop[None], [p[3]], restore_to[p[3]])[0]
+            if mono:
+                crop = chroma_scaled(p[2].crop, crop, 0.0)
         return crop
 
     def translate(group, level):  # each face at its direction's strength of that level, one batch per strength
@@ -468,6 +496,8 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                 p[4]["keep_hair"] = bool(keep_hair)
                 if refiner is not None and refine_to[p[3]] > 0:
                     p[4]["refine"], p[4]["refiner"] = refine_to[p[3]], refiner.name
+                if restorer is not None and restore_to[p[3]] > 0:
+                    p[4]["restore"], p[4]["restorer"] = restore_to[p[3]], restorer.name
                 if mono:
                     p[4]["monochrome_photo"] = True
 
@@ -891,23 +921,24 @@ def _redraw_warps(rgb, matched, warps, magnitude, rng, compose, still_matched) -
 def _swap(rgb, to="opposite", strength=None, max_strength=None, gender_judge="auto", chroma=CHROMA,
           eye_chroma=EYE_CHROMA["swap-gender"],
           keep_hair=KEEP_HAIR["swap-gender"], refine=None, refine_male=None, faces=None, verify=True,
-          eye_lighten=EYE_LIGHTEN["swap-gender"], source_probe=True, keep_tone=KEEP_TONE):
+          eye_lighten=EYE_LIGHTEN["swap-gender"], source_probe=True, keep_tone=KEEP_TONE, restore=None, restore_male=None):
     return transform_genders(rgb, to=to, strength=strength, max_strength=max_strength, gender_judge=gender_judge,
                              chroma=chroma, keep_hair=keep_hair, eye_chroma=eye_chroma, refine=refine,
                              refine_male=refine_male, faces=faces, verify=verify, eye_lighten=eye_lighten,
-                             source_probe=source_probe, keep_tone=keep_tone)
+                             source_probe=source_probe, keep_tone=keep_tone, restore=restore, restore_male=restore_male)
 
 
 def _anonymize(rgb, strength=None, max_strength=None, reshape=ANONYMIZE_RESHAPE, seed=None, gender_judge="auto",
                id_margin=ANONYMIZE_ID_MARGIN, fallback="none", ksame=ANONYMIZE_KSAME, chroma=CHROMA,
                keep_hair=KEEP_HAIR["anonymize"], id_check="dlib", eye_chroma=EYE_CHROMA["anonymize"],
                refine=None, refine_male=None, faces=None, verify=True, eye_lighten=EYE_LIGHTEN["anonymize"],
-               source_probe=True, keep_tone=KEEP_TONE):
+               source_probe=True, keep_tone=KEEP_TONE, restore=None, restore_male=None):
     return transform_genders(rgb, to="opposite", strength=strength, op="anonymize", max_strength=max_strength,
                              reshape=reshape, seed=seed, gender_judge=gender_judge, id_margin=id_margin,
                              fallback=fallback, ksame=ksame, chroma=chroma, keep_hair=keep_hair, id_check=id_check,
                              eye_chroma=eye_chroma, refine=refine, refine_male=refine_male, faces=faces,
-                             verify=verify, eye_lighten=eye_lighten, source_probe=source_probe, keep_tone=keep_tone)
+                             verify=verify, eye_lighten=eye_lighten, source_probe=source_probe, keep_tone=keep_tone,
+                             restore=restore, restore_male=restore_male)
 
 
 def _strength_help(op: str) -> str:
@@ -940,6 +971,10 @@ def _check(opts: dict, op: str | None = None) -> None:
         from .refiner_model import get_refiner
 
         get_refiner()  # raises the ModelError that says what is missing
+    if op is not None and max(restore_sigmas(op, opts.get("restore"), opts.get("restore_male")).values()) > 0:
+        from .refiner_model import get_restorer
+
+        get_restorer()
     if opts.get("id_check") == "both":  # refused before any photo is read
         from ..judges import faceres
 
@@ -960,6 +995,13 @@ def _refine_default(op: str) -> str:
         return "0 (off)"
     return (f"{a['female']:g} for faces changed towards female, {a['male']:g} towards male (on held-out photos: "
             "lower KID, the same flips)")
+
+
+def _restore_default(op: str) -> str:
+    a = RESTORE[op]
+    if not max(a.values()):
+        return "0 (off)"
+    return f"{a['female']:g} for faces changed towards female, {a['male']:g} towards male"
 
 
 def _options(op: str) -> tuple:
@@ -1002,6 +1044,16 @@ def _options(op: str) -> tuple:
             OpOption("refine_male", "float", None, None,
                      "--refine for faces changed towards male only (empty: as --refine sets it); on held-out photos "
                      "0.5 there cost two women -> men flips", bounds=REFINE_BOUNDS),
+            OpOption("restore", "float", None, None,
+                     "blur each changed face by this many pixels (of the 128 px face crop) and re-draw its detail with "
+                     "facegan's detail restorer (trained on real faces only): features the change left doubled or "
+                     "white-rimmed are drawn once and softer, and less of the photo's own detail is left (fewer faces "
+                     "re-identified); 0 = off; a number sets both directions. Default: " + _restore_default(op) +
+                     ". FACEGAN_RESTORER=DIR loads another restorer (configs/anonymize-restorer.yaml)",
+                     bounds=RESTORE_BOUNDS),
+            OpOption("restore_male", "float", None, None,
+                     "--restore for faces changed towards male only (empty: as --restore sets it); on held-out photos "
+                     "2.5 there cost a women -> men flip and re-identified no fewer", bounds=RESTORE_BOUNDS),
             OpOption("keep_hair", "bool", KEEP_HAIR[op], None,
                      "hair, hats and background reaching into the face ellipse keep their colours: outside the inner "
                      "face the change acts only on skin-coloured pixels (cleaner hairlines and jaws on portraits; "

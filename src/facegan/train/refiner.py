@@ -76,6 +76,34 @@ class RefinerConfig:
     sample_every: int = 100
     seed: int = 0
     threads: int = 2
+    # mode "restore": a detail restorer instead (SDEdit's idea in one paired step: degrade, then re-synthesise).
+    # Its input is a real train face Gaussian-blurred by a sigma drawn from restore_sigma (px of size), its
+    # target that face: L1 (lambda_rec, inside the edit mask) plus the adversarial loss on the unblurred crops
+    # (set d_blur 0, d_pool 1). At inference the op blurs the composite crop the same way and the restorer draws
+    # single, sharp contours where the composite had doubled ones, from the blurred face alone (it never sees
+    # the photo's own detail). `inputs` is not read; the faceres terms are off.
+    mode: str = "refine"
+    restore_sigma: tuple = (1.0, 3.5)
+    lambda_rec: float = 10.0
+    # restore_mix (lo, hi) > 0: the input's detail above the blur is another real face's, weighted by a draw from
+    # this range (input = blur(x) + w * (z - blur(z)), target x): the restorer learns to drop detail that does not
+    # fit the face's low frequencies and draw what does — the situation of anonymize's composites, whose new low
+    # frequencies carry the photo's own detail (doubled contours)
+    restore_mix: tuple = (0.0, 0.0)
+    init_from: str = ""  # a checkpoint folder to start from when out_dir has none (networks, optimisers and step)
+
+
+def blur_batch(x: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
+    """Each image of ``x`` (N, C, H, W) Gaussian-blurred by its own sigma (px; reflect border, separable)."""
+    n, c, h, w = x.shape
+    r = max(1, int(3 * float(sigmas.max())))
+    g = torch.arange(-r, r + 1, dtype=x.dtype)
+    k = torch.exp(-(g[None] ** 2) / (2 * sigmas[:, None].to(x.dtype).clamp_min(1e-3) ** 2))
+    k = (k / k.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (N*C, 2r+1)
+    y = F.pad(x.reshape(1, n * c, h, w), (r, r, r, r), mode="reflect")
+    y = F.conv2d(y, k[:, None, None, :], groups=n * c)
+    y = F.conv2d(y, k[:, None, :, None], groups=n * c)
+    return y.reshape(n, c, h, w)
 
 
 def _teacher(p_male: torch.Tensor, t: torch.Tensor, cfg: RefinerConfig) -> torch.Tensor:
@@ -94,9 +122,13 @@ class _Data:
     def __init__(self, cfg: RefinerConfig):
         from .utkface import load_cache
 
-        s = np.load(cfg.inputs, allow_pickle=False)
-        self.syn, self.syn_t = s["crops"], s["target"].astype(np.int64)
-        if self.syn.shape[1:] != (cfg.size, cfg.size, 3):
+        if cfg.mode == "restore":
+            self.syn = np.zeros((0, cfg.size, cfg.size, 3), np.uint8)
+            self.syn_t = np.zeros(0, np.int64)
+        else:
+            s = np.load(cfg.inputs, allow_pickle=False)
+            self.syn, self.syn_t = s["crops"], s["target"].astype(np.int64)
+        if cfg.mode != "restore" and self.syn.shape[1:] != (cfg.size, cfg.size, 3):
             from ..errors import ConfigError
 
             raise ConfigError(f"{cfg.inputs}: crops are {self.syn.shape[1:]}, config size {cfg.size}")
@@ -115,6 +147,18 @@ class _Data:
     def synthetic(self, n):
         i = self.rng.integers(0, len(self.syn), n)
         return self._flip(self.syn[i]), torch.from_numpy(self.syn_t[i])
+
+    def real_pairs(self, n, sigma: tuple, mix: tuple = (0.0, 0.0)):
+        """``n`` real train faces: (blurred, sharp, gender), each blurred by a sigma drawn from ``sigma``."""
+        t = torch.from_numpy(self.rng.integers(0, 2, n))
+        sharp = self.real_like(t)
+        s = torch.from_numpy(self.rng.uniform(sigma[0], sigma[1], n)).float()
+        x = blur_batch(sharp, s)
+        if mix[1] > 0:  # another face's detail on top of this one's low frequencies
+            other = self.real_like(torch.from_numpy(self.rng.integers(0, 2, n)))
+            w = torch.from_numpy(self.rng.uniform(mix[0], mix[1], n)).float()[:, None, None, None]
+            x = (x + w * (other - blur_batch(other, s))).clamp(-1, 1)
+        return x, sharp, t
 
     def real_like(self, t: torch.Tensor):
         i = np.array([self.rng.choice(self.real_idx[int(k)]) for k in t])
@@ -138,6 +182,13 @@ def _save_grid(G, data: _Data, path: Path, n: int = 8):
     with torch.no_grad():
         for k in (0, 1):
             ix = np.where(data.syn_t == k)[0][:: max(1, (data.syn_t == k).sum() // n)][:n]
+            if len(ix) == 0:  # restore mode: held-out style preview on train faces blurred at sigma 2.5
+                ix = data.real_idx[k][:: max(1, len(data.real_idx[k]) // n)][:n]
+                src = data.real[ix]
+                x = blur_batch(_to_tensor(src), torch.full((len(ix),), 2.5))
+                y = _to_uint8(G(x, torch.full((len(x),), k)))
+                rows += [np.concatenate(list(a), 1) for a in (src, _to_uint8(x), y)]
+                continue
             x = _to_tensor(data.syn[ix])
             y = _to_uint8(G(x, torch.full((len(x),), k)))
             d = np.clip(128 + 3 * (y.astype(np.int16) - data.syn[ix]), 0, 255).astype(np.uint8)
@@ -193,13 +244,15 @@ def train(cfg: RefinerConfig, max_minutes: float | None = None) -> dict:
     opts = {"G": optG, "D": optD}
     step = 0
     ck = out / "last"
-    if (ck / "meta.json").exists():
-        step = int(load_checkpoint(ck, mods, opts)["step"])
+    start = ck if (ck / "meta.json").exists() else Path(cfg.init_from) if cfg.init_from else None
+    if start is not None:
+        step = int(load_checkpoint(start, mods, opts)["step"])
         data.rng = np.random.default_rng(cfg.seed + step)
         torch.manual_seed(cfg.seed + step)
-        log(f"resumed at step {step}")
+        log(f"resumed at step {step}" + ("" if start == ck else f" from {start}"))
     id_net = None
-    if cfg.lambda_teacher > 0 or cfg.lambda_keep_id > 0:
+    restore = cfg.mode == "restore"
+    if not restore and (cfg.lambda_teacher > 0 or cfg.lambda_keep_id > 0):
         from ..judges.faceres import FaceResIdentity
 
         id_net = FaceResIdentity()
@@ -219,7 +272,10 @@ def train(cfg: RefinerConfig, max_minutes: float | None = None) -> dict:
         for o in (optG, optD):
             for g in o.param_groups:
                 g["lr"] = lr_at(step)
-        x, t = data.synthetic(cfg.batch)
+        if restore:
+            x, sharp, t = data.real_pairs(cfg.batch, tuple(cfg.restore_sigma), tuple(cfg.restore_mix))
+        else:
+            x, t = data.synthetic(cfg.batch)
         fake = Gm(x, t)
         # --- D: real faces of each target gender against refined crops (half from the history)
         xr = data.real_like(t)
@@ -238,10 +294,16 @@ def train(cfg: RefinerConfig, max_minutes: float | None = None) -> dict:
         # --- G
         d_out = Dm(fake, t)
         loss_adv = F.mse_loss(d_out, torch.ones_like(d_out))
-        loss_reg = F.l1_loss(fake, x)
-        loss_low = F.l1_loss(F.avg_pool2d(fake, 4), F.avg_pool2d(x, 4))
-        loss_g = cfg.lambda_adv * loss_adv + cfg.lambda_reg * loss_reg + cfg.lambda_low * loss_low
         extra = {}
+        if restore:
+            w = mask if mask is not None else torch.ones(1, 1, cfg.size, cfg.size)
+            loss_reg = ((fake - sharp).abs() * w).sum() / (w.sum() * 3 * len(fake))
+            loss_low = F.l1_loss(F.avg_pool2d(fake, 4), F.avg_pool2d(sharp, 4)).detach()
+            loss_g = cfg.lambda_adv * loss_adv + cfg.lambda_rec * loss_reg
+        else:
+            loss_reg = F.l1_loss(fake, x)
+            loss_low = F.l1_loss(F.avg_pool2d(fake, 4), F.avg_pool2d(x, 4))
+            loss_g = cfg.lambda_adv * loss_adv + cfg.lambda_reg * loss_reg + cfg.lambda_low * loss_low
         if id_net is not None:
             e_fake, p_male = id_net(fake)
             if cfg.lambda_teacher > 0:
@@ -278,8 +340,8 @@ def train(cfg: RefinerConfig, max_minutes: float | None = None) -> dict:
             break
     res = {"step": step}
     if step >= cfg.steps:  # finished: the EMA generator as a model folder --refine can load
-        from ..ops.refiner_model import ENV, export_refiner
+        from ..ops.refiner_model import ENV, ENV_RESTORER, export_refiner
 
         res["model"] = str(export_refiner(ck, out / "model"))
-        log(f"model folder {res['model']} (use it with {ENV}={res['model']})")
+        log(f"model folder {res['model']} (use it with {ENV_RESTORER if restore else ENV}={res['model']})")
     return res
