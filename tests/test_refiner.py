@@ -181,39 +181,33 @@ def test_a_corrupt_refiner_is_a_model_error(tiny_refiner, tmp_path, monkeypatch)
     rm._load.cache_clear()
 
 
+def _anonymize(src, out, *args):
+    """``facegan anonymize SRC -o OUT --seed 3 --strength 1 ARGS``: the written photo and its report rows."""
+    r = CliRunner().invoke(main, ["anonymize", str(src), "-o", str(out), *args, "--seed", "3", "--strength", "1",
+                                  "-q"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    return read_image(out / "in.jpg"), json.loads((out / "report.json").read_text())["faces"]
+
+
 def test_anonymize_refine_end_to_end(tiny_model, tiny_refiner, fixtures_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("FACEGAN_GENDER_MODEL", str(tiny_model))
     monkeypatch.setenv(rm.ENV, str(tiny_refiner))
     rm._load.cache_clear()
     src = tmp_path / "in.jpg"
     shutil.copy(fixtures_dir / "happy1.jpg", src)
-    outs = {}
-    for amount in ("0", "1"):
-        o = tmp_path / f"out{amount}"
-        r = CliRunner().invoke(main, ["anonymize", str(src), "-o", str(o), "--refine", amount, "--seed", "3",
-                                      "--strength", "1", "-q"], catch_exceptions=False)
-        assert r.exit_code == 0, r.output
-        outs[amount] = (read_image(o / "in.jpg"), json.loads((o / "report.json").read_text())["faces"])
+    outs = {amount: _anonymize(src, tmp_path / f"out{amount}", "--refine", amount) for amount in ("0", "1")}
     assert not np.array_equal(outs["0"][0], outs["1"][0])  # the refiner's change reached the photo
     row = outs["1"][1][0]
     assert row["refine"] == 1.0 and row["refiner"]
     assert "refine" not in outs["0"][1][0]
     # --refine-male: the amount for faces changed towards male only
     for male_amount in ("0", "1"):
-        o = tmp_path / f"male{male_amount}"
-        r = CliRunner().invoke(main, ["anonymize", str(src), "-o", str(o), "--refine", "1", "--refine-male",
-                                      male_amount, "--seed", "3", "--strength", "1", "-q"], catch_exceptions=False)
-        assert r.exit_code == 0, r.output
-        img, rows = read_image(o / "in.jpg"), json.loads((o / "report.json").read_text())["faces"]
+        img, rows = _anonymize(src, tmp_path / f"male{male_amount}", "--refine", "1", "--refine-male", male_amount)
         refined = row["target"] == "female" or male_amount == "1"
         assert np.array_equal(img, outs["1" if refined else "0"][0])
         assert ("refine" in rows[0]) == refined
     # the default: faces changed towards female refined at 0.5, those towards male not
-    o = tmp_path / "default"
-    r = CliRunner().invoke(main, ["anonymize", str(src), "-o", str(o), "--seed", "3", "--strength", "1", "-q"],
-                           catch_exceptions=False)
-    assert r.exit_code == 0, r.output
-    rows = json.loads((o / "report.json").read_text())["faces"]
+    rows = _anonymize(src, tmp_path / "default")[1]
     assert rows[0].get("refine") == (0.5 if rows[0]["target"] == "female" else None)
     rm._load.cache_clear()
 
@@ -351,32 +345,21 @@ def test_anonymize_restore_end_to_end(tiny_model, tiny_restorer, fixtures_dir, t
     rm._load_restorer.cache_clear()
     src = tmp_path / "in.jpg"
     shutil.copy(fixtures_dir / "happy1.jpg", src)
-    outs = {}
-    for sigma in ("0", "2"):
-        o = tmp_path / f"out{sigma}"
-        r = CliRunner().invoke(main, ["anonymize", str(src), "-o", str(o), "--restore", sigma, "--seed", "3",
-                                      "--strength", "1", "--refine", "0", "-q"], catch_exceptions=False)
-        assert r.exit_code == 0, r.output
-        outs[sigma] = (read_image(o / "in.jpg"), json.loads((o / "report.json").read_text())["faces"])
+    outs = {sigma: _anonymize(src, tmp_path / f"out{sigma}", "--restore", sigma, "--refine", "0")
+            for sigma in ("0", "2")}
     assert not np.array_equal(outs["0"][0], outs["2"][0])  # the restorer's change reached the photo
     row = outs["2"][1][0]
     assert row["restore"] == 2.0 and row["restorer"] == rm.SHIPPED_RESTORER
     assert "restore" not in outs["0"][1][0]
     target = row["target"]
     for male_sigma in ("0", "2"):  # --restore-male: the blur for faces changed towards male only
-        o = tmp_path / f"male{male_sigma}"
-        r = CliRunner().invoke(main, ["anonymize", str(src), "-o", str(o), "--restore", "2", "--restore-male",
-                                      male_sigma, "--seed", "3", "--strength", "1", "--refine", "0", "-q"],
-                               catch_exceptions=False)
-        assert r.exit_code == 0, r.output
+        img, rows = _anonymize(src, tmp_path / f"male{male_sigma}", "--restore", "2", "--restore-male", male_sigma,
+                               "--refine", "0")
         restored = target == "female" or male_sigma == "2"
-        assert np.array_equal(read_image(o / "in.jpg"), outs["2" if restored else "0"][0])
-        assert ("restore" in json.loads((o / "report.json").read_text())["faces"][0]) == restored
-    o = tmp_path / "default"  # the default: faces changed towards female at 2.5, towards male not
-    r = CliRunner().invoke(main, ["anonymize", str(src), "-o", str(o), "--seed", "3", "--strength", "1", "--refine",
-                                  "0", "-q"], catch_exceptions=False)
-    assert r.exit_code == 0, r.output
-    assert json.loads((o / "report.json").read_text())["faces"][0].get("restore") == (2.5 if target == "female" else None)
+        assert np.array_equal(img, outs["2" if restored else "0"][0])
+        assert ("restore" in rows[0]) == restored
+    rows = _anonymize(src, tmp_path / "default", "--refine", "0")[1]  # the default: towards female 2.5, male off
+    assert rows[0].get("restore") == (2.5 if target == "female" else None)
     r = CliRunner().invoke(main, ["anonymize", str(src), "-o", str(tmp_path / "bad"), "--restore", "9", "-q"])
     assert r.exit_code != 0 and "restore" in r.output
     rm._load_restorer.cache_clear()
