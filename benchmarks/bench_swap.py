@@ -16,7 +16,8 @@ with verify off; ``anonymize_end_to_end`` the anonymize op at its defaults (resh
 retry re-judges and re-embeds the face; the realism refiner on faces changed towards female),
 ``anonymize_worst_case`` with every retry forced; ``anonymize_no_refine_*`` the same two with ``--refine 0``,
 ``anonymize_refine_both_*`` with ``--refine 0.5`` (every face refined); ``anonymize_no_restore_*`` with
-``--restore 0`` (no detail restorer); ``refine`` the realism refiner on one crop (ONNX Runtime, the default;
+``--restore 0`` (no detail restorer); ``anonymize_redraw_*`` with ``--redraw-large 1`` (large faces re-drawn at about the
+photo's resolution, ops/hires.py); ``refine`` the realism refiner on one crop (ONNX Runtime, the default;
 ``refine_torch``: eager PyTorch); ``restore`` the detail restorer on one crop (blur 2.5 px + the network, ONNX Runtime).
 """
 from __future__ import annotations
@@ -163,7 +164,7 @@ def main() -> None:
             with _never_anonymous():
                 t("anonymize_worst_case", transform_genders, rgb, model=a.model, verify=True, op="anonymize")
             for label, kw in (("no_refine", {"refine": 0.0}), ("refine_both", {"refine": 0.5}),
-                              ("no_restore", {"restore": 0.0})):
+                              ("no_restore", {"restore": 0.0}), ("redraw", {"redraw_large": 1.0})):
                 t(f"anonymize_{label}_end_to_end", transform_genders, rgb, model=a.model, verify=True,
                   op="anonymize", **kw)
                 with _never_anonymous():
@@ -184,7 +185,8 @@ def main() -> None:
              f"(strengths tried per face: {sorted(set(tries))}); "
              "`anonymize_worst_case`: the identity check forced to fail, so every retry runs; `anonymize_no_refine_*`: "
              "the same with `--refine 0`; `anonymize_refine_both_*`: with `--refine 0.5` (every face refined); "
-             "`anonymize_no_restore_*`: with `--restore 0` (no detail restorer). "
+             "`anonymize_no_restore_*`: with `--restore 0` (no detail restorer); `anonymize_redraw_*`: with `--redraw-large 1` "
+             "(faces 2x or more larger than the 128 px crop re-drawn at about the photo's resolution). "
              "`refine`: the refiner on ONNX Runtime (its default), `refine_torch` in eager PyTorch; `restore`: the "
              "detail restorer on one crop (blur + network, ONNX Runtime).", "",
              "Reproduce: `nice -n 10 python benchmarks/bench_swap.py`", "",

@@ -31,3 +31,26 @@ def test_readme_default_rows_match_the_committed_report(op):
     assert c[7] == f"{1000 * metrics['kid_male->female']:.1f} / {1000 * metrics['kid_female->male']:.1f}"
     assert c[8] == f"{1000 * metrics['kid_j2_male->female']:.1f} / {1000 * metrics['kid_j2_female->male']:.1f}"
     assert c[9] == f"{metrics['time_per_face_s_median']:.3f}"
+
+
+def _rows(name: str, n_cols: int) -> list[list[str]]:
+    lines = (ROOT / "README.md").read_text().splitlines()
+    return [_cells(x) for x in lines if x.startswith(f"| {name} |") and x.count("|") == n_cols + 1]
+
+
+@pytest.mark.parametrize("op", ["swap-gender", "anonymize"])
+def test_readme_detail_and_large_photo_rows_match_their_reports(op):
+    d = json.loads((ROOT / "reports" / "gender-eval" / "detail-kept" / "metrics.json").read_text())["ops"][op]
+    (row,) = _rows(f"{op} (default)", 3)  # the detail-kept table
+    pc = d["detail_kept_pct"]
+    assert row[1:] == [f"{d['detail_kept_median']:.2f}", f"{pc['10']:.2f}-{pc['90']:.2f}"]
+    p = json.loads((ROOT / "reports" / "portraits" / "metrics.json").read_text())["ops"][op]
+    (row,) = _rows(f"{op} (default)", 6)  # the large photos' table
+
+    def pct(k):
+        return f"{100 * p[k]:.1f}%"
+
+    assert row[1] == f"{pct('reads_as_target_2')} / {pct('reads_as_target')}"
+    assert row[2] == f"{pct('same_person')} / {pct('same_person_2')}"
+    assert row[3] == f"{pct('large_same_person')} / {pct('large_same_person_2')}"
+    assert row[4] == f"{p['detail_kept_median']:.2f} ({p['large_detail_kept_median']:.2f})"

@@ -42,6 +42,8 @@ def test_evaluate_model_and_baselines(labelled, tiny_model, tmp_path):
         assert 0 <= s["reid_rate"] <= 1 and -1 <= s["identity_similarity_mean"] <= 1
     # blurring a face must lower identity similarity more than doing nothing would (1.0)
     assert m["ops"]["blur"]["identity_similarity_mean"] < 0.999
+    # ... and its fine detail far more than the model, which adds a change to the photo's own pixels
+    assert m["ops"]["blur"]["detail_kept_median"] < 0.5 < m["ops"][label]["detail_kept_median"]
     judges = {"judge male", "judge female", "judge_2 male", "judge_2 female"}
     from facegan.evaluate.harness import _faceres
 
@@ -253,3 +255,55 @@ def test_realism_in_two_spaces(fixtures_dir, tmp_path):
 
     f = _resnet_judge().features_crops(np.zeros((3, 128, 128, 3), np.uint8))
     assert f.shape == (3, 512) and f.dtype == np.float32
+
+
+def test_detail_kept_is_one_for_the_original_below_for_a_blur_above_for_noise(fixtures_dir):
+    import cv2
+
+    from facegan.evaluate.harness import detail_kept
+    from facegan.faces.detect import detect_faces
+    from facegan.io import read_image
+
+    rgb = read_image(fixtures_dir / "happy.jpg")
+    face = max(detect_faces(rgb, "centerface"), key=lambda f: f.width * f.height)
+    assert detail_kept(rgb, rgb.copy(), face) == pytest.approx(1.0)
+    soft = detail_kept(rgb, cv2.GaussianBlur(rgb, (0, 0), 1.5), face)
+    softer = detail_kept(rgb, cv2.GaussianBlur(rgb, (0, 0), 4.0), face)
+    assert softer < soft < 0.8
+    noisy = np.clip(rgb + np.random.default_rng(0).normal(0, 8, rgb.shape), 0, 255).astype(np.uint8)
+    assert detail_kept(rgb, noisy, face) > 1.2
+    # only the face counts: the background blurred away leaves the number where it was
+    out = cv2.GaussianBlur(rgb, (0, 0), 4.0)
+    x0, y0, x1, y1 = (int(v) for v in face.box)
+    pad = int(0.4 * (x1 - x0))
+    ya, yb, xa, xb = max(y0 - pad, 0), y1 + pad, max(x0 - pad, 0), x1 + pad
+    out[ya:yb, xa:xb] = rgb[ya:yb, xa:xb]
+    assert detail_kept(rgb, out, face) == pytest.approx(1.0, abs=0.02)
+
+
+def test_evaluate_unlabelled_folder(fixtures_dir, tiny_model, tmp_path):
+    d = tmp_path / "photos"
+    d.mkdir()
+    for n in ("happy.jpg", "people_0.jpg"):
+        shutil.copy(fixtures_dir / n, d / n)
+    (d / "notes.txt").write_text("not a photo")
+    out = tmp_path / "rep"
+    label = _label(f"swap-gender@{tiny_model}")
+    r = CliRunner().invoke(main, ["evaluate", str(d), "--unlabelled", "-o", str(out), "-q",
+                                  "--ops", f"swap-gender@{tiny_model},blur"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["data"]["n_with_face"] == 2 and set(m["ops"]) == {label, "blur"}
+    sw, bl = m["ops"][label], m["ops"]["blur"]
+    assert sw["faces"] >= 2 and bl["faces"] >= 2 and sw["errors"] == bl["errors"] == 0
+    # the swap's target is the op's own choice; a blur has none, so no "reads as target" for it
+    assert 0 <= sw["reads_as_target_2"] <= 1 and 0 <= sw["reads_as_target"] <= 1
+    assert "reads_as_target_2" not in bl and 0 <= bl["same_person"] <= 1
+    assert bl["detail_kept_median"] < 0.5 < sw["detail_kept_median"]
+    rows = [json.loads(x) for x in (out / f"rows_{label}.jsonl").read_text().splitlines()]
+    assert all(r["target"] in ("male", "female") and r["crop_px"] > 0 and "same_person" in r for r in rows)
+    md = (out / "report.md").read_text()
+    assert "| blur |" in md and "detail kept" in md and "grid.jpg" in md
+    from PIL import Image
+
+    assert Image.open(out / "grid.jpg").size[0] == 192 * 3  # original + two ops

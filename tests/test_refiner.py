@@ -131,8 +131,14 @@ def test_export_loads_and_refines_inside_the_face_ellipse(tiny_refiner, monkeypa
     diff = np.abs(out.astype(int) - crops).sum(-1)
     assert diff[:, 40:90, 40:90].mean() > 1  # it acts on the face
     assert diff[:, :6, :6].max() == 0 and diff[:, -6:, -6:].max() == 0  # and not outside the ellipse
-    with pytest.raises(ValueError, match="128 px"):
-        ref.refine(crops[:, :64, :64], ["male", "male"])
+    with pytest.raises(ValueError, match="square crops a multiple of 4"):
+        ref.refine(crops[:, :62, :62], ["male", "male"])
+    with pytest.raises(ValueError, match="square crops"):
+        ref.refine(crops[:, :64, :60], ["male", "male"])
+    # another square size runs (fully convolutional, on PyTorch: the large-face redraw uses 256 and 512 px)
+    other = ref.refine(crops[:, :64, :64], ["male", "female"], 1.0)
+    assert other.shape == (2, 64, 64, 3) and other.dtype == np.uint8
+    assert np.abs(other.astype(int) - crops[:, :64, :64]).sum(-1)[:, :3, :3].max() == 0  # its own ellipse
     rm._load.cache_clear()
 
 

@@ -19,17 +19,29 @@ import click
 @click.option("--rebuild", is_flag=True,
               help="FOLDER is a report folder: recompute its summaries from its rows_*.jsonl and rewrite "
                    "report.md / metrics.json in the current format (no op is run)")
+@click.option("--unlabelled", is_flag=True,
+              help="FOLDER holds any photos, unlabelled (e.g. large portraits): per op, whether each changed face reads "
+                   "as the target the op chose (judges 2 and 1), whether the identity models still match it, how much "
+                   "fine detail it kept, time; --n-per-gender and --split do not apply")
 @click.option("-q", "--quiet", is_flag=True)
-def command(folder, ops, out, n_per_gender, split, rebuild, quiet):
+def command(folder, ops, out, n_per_gender, split, rebuild, unlabelled, quiet):
     """Measure ops on a labelled folder (UTKFace names AGE_GENDER_RACE_DATE.jpg): gender flip rate per
     direction (independent judges), identity similarity, re-identification rate, landmark shift,
     time per face; writes report.md, metrics.json and a before/after grid.
 
     \b
-    Example:
+    Examples:
       facegan evaluate ../shared/datasets/utkface-200 -o reports/gender-eval --n-per-gender 100
+      facegan evaluate ../shared/datasets/portraits --unlabelled -o reports/portraits --ops anonymize,swap-gender,blur
     """
     from ..evaluate.harness import evaluate_ops, rebuild_report, split_ops
+
+    if unlabelled:
+        from ..evaluate.unlabelled import review_ops
+
+        res = review_ops(folder, split_ops(ops), out, progress=not quiet)
+        click.echo(json.dumps(res["ops"], indent=1))
+        return
 
     if rebuild:
         res = rebuild_report(folder)

@@ -80,6 +80,38 @@ def _landmark_shift(rgb_out: np.ndarray, face, d5_before: np.ndarray) -> float:
     return float(np.linalg.norm(d5_after - d5_before, axis=1).mean() / max(eye, 1e-6))
 
 
+DETAIL_SIGMA = 1.0  # px of the photo: the finest detail, what "as sharp as the rest of the photo" is about
+
+
+def detail_kept(rgb_in: np.ndarray, rgb_out: np.ndarray, face, sigma: float = DETAIL_SIGMA) -> float:
+    """Fine detail of the output face over the original's, at the photo's own resolution: the RMS of the grey
+    levels above a ``sigma``-px Gaussian blur, weighted by the face ellipse (the ``utkface`` template's, as the
+    ops paste back), output / original. 1: as much fine detail as the original face; a blur far below 1; above
+    1: more (new edges or noise)."""
+    import cv2
+
+    from ..faces.align import align_face, crop_mask
+
+    al = align_face(rgb_in, face, "utkface", 128)
+    h, w = rgb_in.shape[:2]
+    corners = np.array([[0, 0, 1], [128, 0, 1], [0, 128, 1], [128, 128, 1]], np.float64) @ al.inverse.T
+    x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int), (w, h))
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        raise ValueError("detail_kept: the face lies outside the photo")
+    inv = al.inverse.copy()
+    inv[:, 2] -= (x0, y0)
+    m = cv2.warpAffine(crop_mask(al.template, 128, "ellipse").astype(np.float32), inv, (x1 - x0, y1 - y0),
+                       flags=cv2.INTER_LINEAR, borderValue=0)
+
+    def energy(rgb):
+        g = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY).astype(np.float32)
+        hp = g - cv2.GaussianBlur(g, (0, 0), sigma)
+        return float(np.sqrt((m * hp * hp).sum() / max(m.sum(), 1e-6)))
+
+    return energy(rgb_out) / max(energy(rgb_in), 1e-6)
+
+
 def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_gender: int = 100,
                  split: str = "test", grid_n: int = 6, progress: bool = True) -> dict:
     from PIL import Image
@@ -184,7 +216,8 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
                    "flipped": (pf >= 0.5) == (target == "female"),
                    "identity_similarity": float(ident.similarity(e0, e1)),
                    "same_person": bool(ident.same_person(e0, e1)),
-                   "landmark_shift": _landmark_shift(out, f, d5), "time_s": dt,
+                   "landmark_shift": _landmark_shift(out, f, d5), "detail_kept": detail_kept(rgb, out, f),
+                   "time_s": dt,
                    "n_faces": len([x for x in res.faces if not x.get("too_small")])}
             if op.name in ("swap-gender", "anonymize") and res.faces:
                 # the op's own gender judge read the face as the target already and left it alone:
@@ -376,6 +409,10 @@ def summarize(rows: list[dict]) -> dict:
             s["identity_similarity_2_mean"] = float(np.mean([r["identity_similarity_2"] for r in ok]))
             s["reid_rate_2"] = float(np.mean([r["same_person_2"] for r in ok]))
         s["landmark_shift_mean"] = float(np.mean([r["landmark_shift"] for r in ok]))
+        if all("detail_kept" in r for r in ok):  # rows written before 2026-12-03 lack it
+            dk = np.array([r["detail_kept"] for r in ok])
+            s["detail_kept_median"] = float(np.median(dk))
+            s["detail_kept_pct"] = {str(p): float(np.percentile(dk, p)) for p in (10, 90)}
         s["time_per_face_s_median"] = float(np.median([r["time_s"] / max(r["n_faces"], 1) for r in ok]))
         judges = sorted({r["op_gender_judge"] for r in ok if r.get("op_gender_judge")})
         if judges:
@@ -473,6 +510,16 @@ def markdown(res: dict) -> str:
         for name, s in ops.items():
             extra = f" {k(s.get('kid_j2_male->female'))} | {k(s.get('kid_j2_female->male'))} |" if j2 else ""
             lines.append(f"| {name} | {k(s.get('kid_male->female'))} | {k(s.get('kid_female->male'))} |" + extra)
+    dk = [(n, s) for n, s in ops.items() if s.get("detail_kept_median") is not None]
+    if dk:
+        lines += ["", f"Detail kept: the output face's fine detail (grey levels above a {DETAIL_SIGMA:g} px blur, at the "
+                  "photo's own resolution, inside the face ellipse) over the original's; 1 = as sharp as the "
+                  "original face, below = softer, above = more edges or noise. Median and 10th-90th percentile "
+                  "over the faces.", "", "| op | detail kept (median) | 10th-90th percentile |", "|---|---|---|"]
+        for name, s in dk:
+            pc = s.get("detail_kept_pct") or {}
+            lines.append(f"| {name} | {s['detail_kept_median']:.2f} | {pc.get('10', float('nan')):.2f}-"
+                         f"{pc.get('90', float('nan')):.2f} |")
     left = {n: s["left_unchanged"] for n, s in ops.items() if s.get("left_unchanged")}
     if left:
         from ..ops.swap_gender import KEEP_P, GenderVote

@@ -53,17 +53,29 @@ class Refiner:
             raise ModelError(f"{source}: weights do not fit the manifest's network ({e})") from e
         self.net.eval()
         self.mask = edit_mask_tensor("ellipse", self.size)
+        self._masks: dict = {}  # other sizes' ellipses (redraw)
         self._torch = torch
         self._session = onnx_session_for(self.net, self.size, backend, "refiner")
         self.backend = "torch" if self._session is None else "onnx"
 
+    def _mask(self, size: int):
+        if size == self.size:
+            return self.mask
+        if size not in self._masks:
+            from ..train.attr_translator import edit_mask_tensor
+
+            self._masks[size] = edit_mask_tensor("ellipse", size)
+        return self._masks[size]
+
     def refine(self, crops: np.ndarray, targets, amount: float = 1.0) -> np.ndarray:
         """``crops`` (N, size, size, 3) uint8 on the ``utkface`` template, ``targets`` "male"/"female" each:
-        the refined crops, uint8."""
+        the refined crops, uint8. Crops of another square size than the model's (the network is fully
+        convolutional; :meth:`redraw` uses it on larger crops) run on PyTorch."""
         torch = self._torch
-        if crops.shape[1:] != (self.size, self.size, 3):
-            raise ValueError(f"refiner expects {self.size} px crops, got {crops.shape[1:]}")
-        if self._session is not None:
+        n = crops.shape[1]
+        if crops.shape[1:] != (n, n, 3) or n % 4:
+            raise ValueError(f"refiner expects square crops a multiple of 4 px wide, got {crops.shape[1:]}")
+        if self._session is not None and n == self.size:
             x = crops_to_nchw(crops)
             t = np.array([DOMAINS.index(d) for d in targets], dtype=np.int64)
             d = self._session.run(["delta"], {"input": x, "target": t})[0]
@@ -72,7 +84,7 @@ class Refiner:
         t = torch.tensor([DOMAINS.index(x) for x in targets])
         x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
         with torch.inference_mode():
-            y = x + float(amount) * self.mask * (self.net(x, t) - x)
+            y = x + float(amount) * self._mask(n) * (self.net(x, t) - x)
         return ((y.clamp(-1, 1) + 1) * 127.5 + 0.5).byte().permute(0, 2, 3, 1).numpy()
 
     def restore(self, crops: np.ndarray, targets, sigma: float, amount: float = 1.0) -> np.ndarray:
@@ -85,7 +97,7 @@ class Refiner:
         blurred = np.stack([cv2.GaussianBlur(c, (2 * r + 1, 2 * r + 1), float(sigma), borderType=cv2.BORDER_REFLECT_101)
                             for c in crops])
         y = self.refine(blurred, targets, 1.0).astype(np.float32)
-        m = self.mask.numpy()[0, 0][None, ..., None]
+        m = self._mask(crops.shape[1]).numpy()[0, 0][None, ..., None]
         out = crops.astype(np.float32) + float(amount) * m * (y - crops.astype(np.float32))
         return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 

@@ -88,6 +88,11 @@ KEEP_TONE = 0.0
 # in the restorer's model card
 RESTORE = {"swap-gender": {"female": 0.0, "male": 0.0}, "anonymize": {"female": 2.5, "male": 0.0}}
 RESTORE_BOUNDS = (0.0, 4.0)
+# --redraw-large SIGMA (anonymize): a face whose 128 px crop is enlarged 2x or more in the photo is re-drawn at about the
+# photo's resolution by the detail restorer (ops/hires.py) instead of getting the crop's change added to its own
+# sharp features; 0 = off (the residual paste, as swap-gender always does)
+REDRAW_LARGE = {"swap-gender": 0.0, "anonymize": 0.0}
+REDRAW_LARGE_BOUNDS = (0.0, 3.0)
 EYE_BOX = (0.18, 0.20, 0.82, 0.42)  # x0, y0, x1, y1 in the utkface crop (its eyes at y 0.31)
 FALLBACK_BLUR = 1.0  # anonymize --fallback blur: the blur baseline's default strength (sigma 8% of the face width)
 # How sure the op's gender judge must be (its probability of the target gender). Fixed before measuring
@@ -260,7 +265,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                       refine_male: float | None = None, faces: list | None = None,
                       eye_lighten: float | None = None, source_probe: bool = True,
                       keep_tone: float | None = None, restore: float | None = None,
-                      restore_male: float | None = None) -> OpResult:
+                      restore_male: float | None = None, redraw_large: float | None = None) -> OpResult:
     """``strength`` None: the model's default for ``op`` (the shipped manifest's ``default_strength``).
 
     ``reshape`` > 0: each changed face's proportions (eye spacing, brows, nose, mouth, jaw)
@@ -347,8 +352,12 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
     if not 0.0 <= float(keep_tone) <= 1.0:
         raise ConfigError(f"keep_tone must be between 0 and 1, not {keep_tone}")
     restore_to = restore_sigmas(op, restore, restore_male)
+    redraw = REDRAW_LARGE.get(op, 0.0) if redraw_large is None else float(redraw_large)
+    if not REDRAW_LARGE_BOUNDS[0] <= redraw <= REDRAW_LARGE_BOUNDS[1]:
+        raise ConfigError(f"redraw_large must be between {REDRAW_LARGE_BOUNDS[0]:g} and {REDRAW_LARGE_BOUNDS[1]:g}, "
+                          f"not {redraw:g}")
     restorer = None
-    if max(restore_to.values()) > 0:
+    if max(restore_to.values()) > 0 or redraw > 0:
         from .refiner_model import get_restorer
 
         restorer = get_restorer()
@@ -501,10 +510,30 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                 if mono:
                     p[4]["monochrome_photo"] = True
 
-    def compose():
+    redrawn: dict = {}  # id(plan) -> (the crop it was redrawn from, (aligned crop, new crop) or None)
+
+    def pasted(p, final):  # what paste-back gets for plan p: its 128 px crop, or (final) its redraw at about the
+        # photo's size — only once the retries are decided: a redraw is slow (PyTorch at 256-512 px) and only takes
+        # fine detail away, which the checks' judges (32-150 px chips) hardly see
+        if redraw <= 0 or not final:
+            return p[2], new[id(p)]
+        if id(p) not in redrawn or redrawn[id(p)][0] is not new[id(p)]:
+            from .hires import redraw as redraw_face
+
+            r = redraw_face(rgb, p[0], p[2], new[id(p)], p[3], restorer, redraw, guard_of(p) if keep_hair else None)
+            redrawn[id(p)] = (new[id(p)], r)
+            p[4]["redraw_large"] = float(redraw)
+            if r is not None:
+                p[4]["redraw_size"] = int(r[0].size)
+            else:
+                p[4].pop("redraw_size", None)
+        r = redrawn[id(p)][1]
+        return (p[2], new[id(p)]) if r is None else r
+
+    def compose(final=False):
         o = rgb.copy()
         for p in todo:
-            o = paste_back(o, p[2], new[id(p)], mask="ellipse", mode="residual")
+            o = paste_back(o, *pasted(p, final), mask="ellipse", mode="residual")
         for p in todo:
             if id(p) in warps:
                 o = warps[id(p)].apply(o)
@@ -579,6 +608,8 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                 break
             translate(unflipped + matched, level)
             out = compose()
+        if redraw > 0:  # the decided faces, large ones redrawn (--redraw-large); the report's proof reads this
+            out = compose(final=True)
     if todo and pinned:
         still = [p for p in todo if p[0].extra.get("pin", {}).get("fallback") == "blur"]
         if still:
@@ -921,24 +952,26 @@ def _redraw_warps(rgb, matched, warps, magnitude, rng, compose, still_matched) -
 def _swap(rgb, to="opposite", strength=None, max_strength=None, gender_judge="auto", chroma=CHROMA,
           eye_chroma=EYE_CHROMA["swap-gender"],
           keep_hair=KEEP_HAIR["swap-gender"], refine=None, refine_male=None, faces=None, verify=True,
-          eye_lighten=EYE_LIGHTEN["swap-gender"], source_probe=True, keep_tone=KEEP_TONE, restore=None, restore_male=None):
+          eye_lighten=EYE_LIGHTEN["swap-gender"], source_probe=True, keep_tone=KEEP_TONE, restore=None, restore_male=None,
+          redraw_large=None):
     return transform_genders(rgb, to=to, strength=strength, max_strength=max_strength, gender_judge=gender_judge,
                              chroma=chroma, keep_hair=keep_hair, eye_chroma=eye_chroma, refine=refine,
                              refine_male=refine_male, faces=faces, verify=verify, eye_lighten=eye_lighten,
-                             source_probe=source_probe, keep_tone=keep_tone, restore=restore, restore_male=restore_male)
+                             source_probe=source_probe, keep_tone=keep_tone, restore=restore, restore_male=restore_male,
+                             redraw_large=redraw_large)
 
 
 def _anonymize(rgb, strength=None, max_strength=None, reshape=ANONYMIZE_RESHAPE, seed=None, gender_judge="auto",
                id_margin=ANONYMIZE_ID_MARGIN, fallback="none", ksame=ANONYMIZE_KSAME, chroma=CHROMA,
                keep_hair=KEEP_HAIR["anonymize"], id_check="dlib", eye_chroma=EYE_CHROMA["anonymize"],
                refine=None, refine_male=None, faces=None, verify=True, eye_lighten=EYE_LIGHTEN["anonymize"],
-               source_probe=True, keep_tone=KEEP_TONE, restore=None, restore_male=None):
+               source_probe=True, keep_tone=KEEP_TONE, restore=None, restore_male=None, redraw_large=None):
     return transform_genders(rgb, to="opposite", strength=strength, op="anonymize", max_strength=max_strength,
                              reshape=reshape, seed=seed, gender_judge=gender_judge, id_margin=id_margin,
                              fallback=fallback, ksame=ksame, chroma=chroma, keep_hair=keep_hair, id_check=id_check,
                              eye_chroma=eye_chroma, refine=refine, refine_male=refine_male, faces=faces,
                              verify=verify, eye_lighten=eye_lighten, source_probe=source_probe, keep_tone=keep_tone,
-                             restore=restore, restore_male=restore_male)
+                             restore=restore, restore_male=restore_male, redraw_large=redraw_large)
 
 
 def _strength_help(op: str) -> str:
@@ -971,7 +1004,8 @@ def _check(opts: dict, op: str | None = None) -> None:
         from .refiner_model import get_refiner
 
         get_refiner()  # raises the ModelError that says what is missing
-    if op is not None and max(restore_sigmas(op, opts.get("restore"), opts.get("restore_male")).values()) > 0:
+    redraw = REDRAW_LARGE.get(op, 0.0) if opts.get("redraw_large") is None else opts["redraw_large"]
+    if op is not None and (max(restore_sigmas(op, opts.get("restore"), opts.get("restore_male")).values()) > 0 or redraw > 0):
         from .refiner_model import get_restorer
 
         get_restorer()
@@ -1085,6 +1119,13 @@ register_op(Operation(
                 "change; reports identity similarity.",
     run=_anonymize,
     options=(*_options("anonymize"),
+             OpOption("redraw_large", "float", None, None,
+                      "faces 2x or more larger in the photo than the 128 px crop the models work on are re-drawn at "
+                      "about the photo's resolution by the detail restorer, each 2x step blurred by this many pixels "
+                      "first, instead of getting the change added to their own sharp features (which stay under the "
+                      "new ones: doubled contours on large faces); hair reaching into the face keeps its detail; 0 = "
+                      "off. Default: " + (f"{REDRAW_LARGE['anonymize']:g}" if REDRAW_LARGE["anonymize"] else "0 (off)"),
+                      bounds=REDRAW_LARGE_BOUNDS),
              OpOption("reshape", "float", ANONYMIZE_RESHAPE, None,
                       "also move each face's proportions (eye spacing, brows, nose, mouth, jaw) by random "
                       "amounts of this size (fraction of the eye distance or of the feature; 0 = off); a face the "
