@@ -307,3 +307,18 @@ def test_evaluate_unlabelled_folder(fixtures_dir, tiny_model, tmp_path):
     from PIL import Image
 
     assert Image.open(out / "grid.jpg").size[0] == 192 * 3  # original + two ops
+
+
+def test_detail_kept_is_none_without_a_face_to_compare(fixtures_dir):
+    from facegan.evaluate.harness import detail_kept, summarize
+    from facegan.faces.types import Face
+
+    flat = np.full((200, 200, 3), 128, np.uint8)
+    pts = np.array([[80, 90], [120, 90], [100, 110], [85, 130], [115, 130]], np.float32)
+    assert detail_kept(flat, flat, Face((70, 70, 130, 150), 1.0, landmarks5=pts)) is None  # nothing to keep
+    far = Face((5000, 5000, 5060, 5080), 1.0, landmarks5=pts + 5000)
+    rgb = np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8)
+    assert detail_kept(rgb, rgb, far) is None  # outside the photo
+    rows = [{"source": "male", "target": "female", "flipped": True, "identity_similarity": 0.5, "same_person": False,
+             "landmark_shift": 0.1, "time_s": 0.1, "n_faces": 1, "detail_kept": v} for v in (None, 0.8, 1.0)]
+    assert summarize(rows)["detail_kept_median"] == pytest.approx(0.9)

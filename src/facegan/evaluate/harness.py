@@ -83,11 +83,12 @@ def _landmark_shift(rgb_out: np.ndarray, face, d5_before: np.ndarray) -> float:
 DETAIL_SIGMA = 1.0  # px of the photo: the finest detail, what "as sharp as the rest of the photo" is about
 
 
-def detail_kept(rgb_in: np.ndarray, rgb_out: np.ndarray, face, sigma: float = DETAIL_SIGMA) -> float:
+def detail_kept(rgb_in: np.ndarray, rgb_out: np.ndarray, face, sigma: float = DETAIL_SIGMA) -> float | None:
     """Fine detail of the output face over the original's, at the photo's own resolution: the RMS of the grey
     levels above a ``sigma``-px Gaussian blur, weighted by the face ellipse (the ``utkface`` template's, as the
     ops paste back), output / original. 1: as much fine detail as the original face; a blur far below 1; above
-    1: more (new edges or noise)."""
+    1: more (new edges or noise). None when the face's crop lies (nearly) outside the photo or the original face
+    has no detail to compare with (a flat region)."""
     import cv2
 
     from ..faces.align import align_face, crop_mask
@@ -98,7 +99,7 @@ def detail_kept(rgb_in: np.ndarray, rgb_out: np.ndarray, face, sigma: float = DE
     x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
     x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int), (w, h))
     if x1 - x0 < 4 or y1 - y0 < 4:
-        raise ValueError("detail_kept: the face lies outside the photo")
+        return None
     inv = al.inverse.copy()
     inv[:, 2] -= (x0, y0)
     m = cv2.warpAffine(crop_mask(al.template, 128, "ellipse").astype(np.float32), inv, (x1 - x0, y1 - y0),
@@ -109,7 +110,8 @@ def detail_kept(rgb_in: np.ndarray, rgb_out: np.ndarray, face, sigma: float = DE
         hp = g - cv2.GaussianBlur(g, (0, 0), sigma)
         return float(np.sqrt((m * hp * hp).sum() / max(m.sum(), 1e-6)))
 
-    return energy(rgb_out) / max(energy(rgb_in), 1e-6)
+    e0 = energy(rgb_in)
+    return energy(rgb_out) / e0 if e0 > 1e-3 else None
 
 
 def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_gender: int = 100,
@@ -409,8 +411,8 @@ def summarize(rows: list[dict]) -> dict:
             s["identity_similarity_2_mean"] = float(np.mean([r["identity_similarity_2"] for r in ok]))
             s["reid_rate_2"] = float(np.mean([r["same_person_2"] for r in ok]))
         s["landmark_shift_mean"] = float(np.mean([r["landmark_shift"] for r in ok]))
-        if all("detail_kept" in r for r in ok):  # rows written before 2026-12-03 lack it
-            dk = np.array([r["detail_kept"] for r in ok])
+        dk = np.array([r["detail_kept"] for r in ok if r.get("detail_kept") is not None])
+        if all("detail_kept" in r for r in ok) and len(dk):  # rows written before 2026-12-03 lack it
             s["detail_kept_median"] = float(np.median(dk))
             s["detail_kept_pct"] = {str(p): float(np.percentile(dk, p)) for p in (10, 90)}
         s["time_per_face_s_median"] = float(np.median([r["time_s"] / max(r["n_faces"], 1) for r in ok]))

@@ -148,9 +148,10 @@ def summarize_unlabelled(rows: list[dict]) -> dict:
             v = rate(key, rs)
             if v is not None:
                 s[f"{name}{key}"] = v
-        dk = np.array([r["detail_kept"] for r in rs])
-        s[f"{name}detail_kept_median"] = float(np.median(dk))
-        s[f"{name}detail_kept_pct"] = {str(q): float(np.percentile(dk, q)) for q in (10, 90)}
+        dk = np.array([r["detail_kept"] for r in rs if r.get("detail_kept") is not None])
+        if len(dk):
+            s[f"{name}detail_kept_median"] = float(np.median(dk))
+            s[f"{name}detail_kept_pct"] = {str(q): float(np.percentile(dk, q)) for q in (10, 90)}
     s["time_per_face_s_median"] = float(np.median([r["time_s"] for r in ok]))
     return s
 
@@ -175,12 +176,13 @@ def markdown_unlabelled(res: dict) -> str:
         if not s.get("faces"):
             lines.append(f"| {name} | 0 | — | — | — | — | — | — |")
             continue
-        pc, lp = s.get("detail_kept_pct", {}), s.get("large_detail_kept_pct")
+        pc, lp = s.get("detail_kept_pct"), s.get("large_detail_kept_pct")
         large = (f"{s['large_detail_kept_median']:.2f} ({lp['10']:.2f}-{lp['90']:.2f})" if lp else "—")
+        allf = (f"{s['detail_kept_median']:.2f} ({pc['10']:.2f}-{pc['90']:.2f})" if pc else "—")
         lines.append(
             f"| {name} | {s['faces']} ({s.get('large_faces', 0)}) | {f(s.get('reads_as_target_2'))} / "
             f"{f(s.get('reads_as_target'))} | {f(s.get('same_person'))} / {f(s.get('same_person_2'))} | "
-            f"{s['detail_kept_median']:.2f} ({pc['10']:.2f}-{pc['90']:.2f}) | {large} | "
+            f"{allf} | {large} | "
             f"{f(s.get('large_same_person'))} / {f(s.get('large_same_person_2'))} | "
             f"{f(s.get('time_per_face_s_median'), False)} |")
     lines += ["", "Grid (columns: " + ", ".join(res.get("grid_columns", [])) + "; one row per changed face):", "",
