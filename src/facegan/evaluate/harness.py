@@ -91,19 +91,12 @@ def detail_kept(rgb_in: np.ndarray, rgb_out: np.ndarray, face, sigma: float = DE
     has no detail to compare with (a flat region)."""
     import cv2
 
-    from ..faces.align import align_face, crop_mask
+    from ..faces.align import align_face, crop_region
 
-    al = align_face(rgb_in, face, "utkface", 128)
-    h, w = rgb_in.shape[:2]
-    corners = np.array([[0, 0, 1], [128, 0, 1], [0, 128, 1], [128, 128, 1]], np.float64) @ al.inverse.T
-    x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
-    x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int), (w, h))
-    if x1 - x0 < 4 or y1 - y0 < 4:
+    region = crop_region(align_face(rgb_in, face, "utkface", 128), rgb_in.shape, "ellipse", pad=0)
+    if region is None or min(region[0][2] - region[0][0], region[0][3] - region[0][1]) < 4:
         return None
-    inv = al.inverse.copy()
-    inv[:, 2] -= (x0, y0)
-    m = cv2.warpAffine(crop_mask(al.template, 128, "ellipse").astype(np.float32), inv, (x1 - x0, y1 - y0),
-                       flags=cv2.INTER_LINEAR, borderValue=0)
+    (x0, y0, x1, y1), _, m = region
 
     def energy(rgb):
         g = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY).astype(np.float32)
@@ -375,14 +368,22 @@ def _resolve(op_name: str):
     return op, lambda rgb, **o: transform_genders(rgb, model=model or None, verify=False, op=name, **kw, **o)
 
 
+def nearest_box(items: list, box, box_of):
+    """The item whose box (``box_of(item)``, x0 y0 x1 y1; None = no box) has its centre nearest ``box``'s; None
+    when no item has a box."""
+    def centre(b):
+        return np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2], float)
+
+    boxed = [x for x in items if box_of(x) is not None]
+    if not boxed or box is None:
+        return None
+    c = centre(box)
+    return min(boxed, key=lambda x: float(np.linalg.norm(centre(box_of(x)) - c)))
+
+
 def _matching_row(faces: list[dict], box) -> dict | None:
     """The op's report row whose box centre lies nearest ``box``'s (None when no row has a box)."""
-    c = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], float)
-    rows = [r for r in faces if r.get("box") is not None]
-    if not rows:
-        return None
-    return min(rows, key=lambda r: float(np.linalg.norm(
-        np.array([(r["box"][0] + r["box"][2]) / 2, (r["box"][1] + r["box"][3]) / 2]) - c)))
+    return nearest_box(faces, box, lambda r: r.get("box"))
 
 
 def summarize(rows: list[dict]) -> dict:

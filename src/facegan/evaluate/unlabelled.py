@@ -22,14 +22,6 @@ from ..errors import FaceganError
 LARGE = 256  # px: faces whose 128 px crop covers at least this many photo pixels are summarised apart too
 
 
-def _face_for(faces: list, box) -> object | None:
-    if not faces or box is None:
-        return None
-    c = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
-    return min(faces, key=lambda f: float(np.linalg.norm(np.array([(f.box[0] + f.box[2]) / 2,
-                                                                    (f.box[1] + f.box[3]) / 2]) - c)))
-
-
 def review_ops(folder: str | Path, ops: list[str], out_dir: str | Path, tile: int = 192,
                progress: bool = True) -> dict:
     from PIL import Image
@@ -43,7 +35,7 @@ def review_ops(folder: str | Path, ops: list[str], out_dir: str | Path, tile: in
     from ..ops.base import photo_seed
     from ..ops.hires import crop_scale
     from ..ops.swap_gender import _resnet_judge, dlib5_of
-    from .harness import _faceres, _label, _resolve, detail_kept, seed_of
+    from .harness import _faceres, _label, _resolve, detail_kept, nearest_box, seed_of
 
     folder, out_dir = Path(folder), Path(out_dir)
     files = iter_images(folder)
@@ -83,7 +75,7 @@ def review_ops(folder: str | Path, ops: list[str], out_dir: str | Path, tile: in
             changed = [x for x in r.faces if not str(x.get("status", "")).startswith(("unchanged", "skipped"))
                        and not x.get("too_small")]
             for k, x in enumerate(changed):
-                f = _face_for(faces, x.get("box"))
+                f = nearest_box(faces, x.get("box"), lambda face: face.box)
                 if f is None:
                     continue
                 d5 = dlib5_of(rgb, f)

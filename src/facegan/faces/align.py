@@ -83,6 +83,25 @@ def crop_mask(template: CropTemplate, size: int, shape: str = "ellipse") -> np.n
     return m.astype(np.float32)
 
 
+def crop_region(aligned: AlignedFace, shape: tuple, mask: str = "ellipse", pad: int = 2):
+    """Where the aligned crop lies in a photo of ``shape``: ((x0, y0, x1, y1) its bounding box plus ``pad`` px,
+    clipped to the photo; the crop -> box affine; the template's ``mask`` warped into the box, float32), or None
+    when the box is empty."""
+    h, w = shape[:2]
+    size = aligned.size
+    corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], np.float64) @ aligned.inverse.T
+    x0, y0 = np.floor(corners.min(0)).astype(int) - pad
+    x1, y1 = np.ceil(corners.max(0)).astype(int) + pad
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    inv_roi = aligned.inverse.copy()
+    inv_roi[:, 2] -= (x0, y0)
+    m = crop_mask(aligned.template, size, mask).astype(np.float32)
+    wm = cv2.warpAffine(m, inv_roi, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderValue=0)
+    return (x0, y0, x1, y1), inv_roi, wm
+
+
 def paste_back(full: np.ndarray, aligned: AlignedFace, new_crop: np.ndarray, mask: str = "ellipse",
                mode: str = "residual", residual_blur: float = 0.0) -> np.ndarray:
     """Blends ``new_crop`` (the processed aligned crop) back into ``full``.
@@ -91,22 +110,13 @@ def paste_back(full: np.ndarray, aligned: AlignedFace, new_crop: np.ndarray, mas
     mode="residual": only the change (new_crop - crop) is warped back and added to the original
     pixels, so the photo keeps its own resolution and detail where the model changed nothing.
     """
-    h, w = full.shape[:2]
-    size = aligned.size
-    m = crop_mask(aligned.template, size, mask)
-    inv = aligned.inverse
     # only work on the bounding box of the warped crop
-    corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], np.float64)
-    pc = corners @ inv.T
-    x0, y0 = np.floor(pc.min(0)).astype(int) - 2
-    x1, y1 = np.ceil(pc.max(0)).astype(int) + 2
-    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-    if x1 <= x0 or y1 <= y0:
+    region = crop_region(aligned, full.shape, mask)
+    if region is None:
         return full.copy()
-    inv_roi = inv.copy()
-    inv_roi[:, 2] -= (x0, y0)
+    (x0, y0, x1, y1), inv_roi, wm = region
     roi_size = (x1 - x0, y1 - y0)
-    wm = cv2.warpAffine(m, inv_roi, roi_size, flags=cv2.INTER_LINEAR, borderValue=0)[..., None]
+    wm = wm[..., None]
     # only the box is converted to float and back: pixels outside it are returned unchanged
     roi = full[y0:y1, x0:x1].astype(np.float32)
     if mode == "replace":

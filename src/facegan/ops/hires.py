@@ -27,14 +27,13 @@ def crop_scale(al) -> float:
     return float(np.sqrt(abs(np.linalg.det(al.inverse[:, :2]))))
 
 
-def redraw_size(al, base: int | None = None) -> int:
+def redraw_size(al) -> int:
     """The size the face of aligned crop ``al`` is redrawn at (``al.size`` when it is not redrawn)."""
-    base = base or al.size
-    scale = crop_scale(al) * al.size / base
-    n = base
+    scale = crop_scale(al)
+    n = al.size
     if scale < REDRAW_MIN:
         return n
-    while n * 2 <= min(REDRAW_MAX, REDRAW_REACH * scale * base):
+    while n * 2 <= min(REDRAW_MAX, REDRAW_REACH * scale * al.size):
         n *= 2
     return n
 
