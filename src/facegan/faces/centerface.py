@@ -94,9 +94,10 @@ def hog_like_rect(l5: np.ndarray) -> tuple[float, float, float, float]:
 # photos resized so the face is 150-800 px (scripts/centerface_scale.py, session 21): the network alone missed
 # or put the 5 points more than a quarter of the eye distance off on 27 / 47 / 8 / 90% of the faces filling a
 # 350 / 450 / 600 / 800 px photo (alignment on the nose and mouth: the face's change pasted on a small patch),
-# none up to 250 px; with the coarse pass below, none at any size (median error 0.05-0.09 eye distances).
+# none up to 250 px; with the passes below, none at any size (median error 0.05-0.08 eye distances).
 LARGE_FACE = 256  # px at the network's input: a face larger than this is taken from the coarse pass
 COARSE_SIDE = 192  # px: the long side of the coarse pass (a face filling the photo is 192 px there)
+LARGE_FACE_TO = 192  # px: then a pass at the scale that brings the largest of them to this size (its points are finer)
 SAME_FACE = 0.6  # a fine-pass face at least this share of a large coarse-pass face's size, inside it, is that face
 
 
@@ -118,18 +119,29 @@ class CenterFaceDetector:
 
     def raw(self, rgb: np.ndarray, threshold: float | None = None):
         """(scores (N,), boxes (N, 4), landmarks (N, 5, 2)) in photo pixels, after NMS. Faces larger than
-        ``LARGE_FACE`` px at the network's input are taken from a second, coarse pass (the photo at
-        ``COARSE_SIDE`` px on its long side), where they are of a size the network handles."""
+        ``LARGE_FACE`` px at the network's input are found again by a coarse pass (the photo at ``COARSE_SIDE`` px
+        on its long side), where they are of a size the network handles, and taken from a third pass at the
+        scale that brings the largest of them to ``LARGE_FACE_TO`` px (finer points; skipped when that is about
+        the coarse scale). A video's 300 px face on a 512 px frame: the coarse pass's points alone changed which
+        reshape draws its decision took (faceres then matched 3 of 5 checked frames of one clip; 0 with the third
+        pass, as before the passes)."""
         h, w = rgb.shape[:2]
         thr = self.threshold if threshold is None else threshold
         s = min(1.0, self.work_side / max(h, w))
         sc, boxes, pts = self._pass(rgb, s, thr)
         if max(h, w) * s <= COARSE_SIDE:
             return sc, boxes, pts
-        sc2, boxes2, pts2 = self._pass(rgb, COARSE_SIDE / max(h, w), thr)
+        s2 = COARSE_SIDE / max(h, w)
+        sc2, boxes2, pts2 = self._pass(rgb, s2, thr)
         take = _side(boxes2) * s > LARGE_FACE
         if not take.any():
             return sc, boxes, pts
+        s3 = LARGE_FACE_TO / float(_side(boxes2[take]).max())
+        if s3 > 1.25 * s2:  # again at the scale that brings the largest of them to LARGE_FACE_TO: finer points
+            sc3, boxes3, pts3 = self._pass(rgb, s3, thr)
+            take3 = _side(boxes3) * s > LARGE_FACE
+            if take3.any():
+                sc2, boxes2, pts2, take = sc3, boxes3, pts3, take3
         keep = _side(boxes) * s <= LARGE_FACE  # the fine pass's large faces give way
         add = []
         for j in np.flatnonzero(take):
