@@ -146,9 +146,7 @@ class CenterFaceDetector:
         add = []
         for j in np.flatnonzero(take):
             b = boxes2[j]
-            iw = np.clip(np.minimum(boxes[:, 2], b[2]) - np.maximum(boxes[:, 0], b[0]), 0, None)
-            ih = np.clip(np.minimum(boxes[:, 3], b[3]) - np.maximum(boxes[:, 1], b[1]), 0, None)
-            inside = keep & (iw * ih > 0.5 * (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+            inside = keep & (_intersection(boxes, b) > 0.5 * (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
             if (inside & (_side(boxes) >= SAME_FACE * _side(b[None])[0])).any():
                 continue  # the fine pass has this face, at a size it handles (the coarse box is rougher)
             keep &= ~inside  # boxes much smaller than it, inside it: parts of it
@@ -214,6 +212,13 @@ def _side(boxes: np.ndarray) -> np.ndarray:
     return np.sqrt(np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None))
 
 
+def _intersection(boxes: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The area each of ``boxes`` (N, 4) shares with box ``b``."""
+    iw = np.clip(np.minimum(boxes[:, 2], b[2]) - np.maximum(boxes[:, 0], b[0]), 0, None)
+    ih = np.clip(np.minimum(boxes[:, 3], b[3]) - np.maximum(boxes[:, 1], b[1]), 0, None)
+    return iw * ih
+
+
 def _nms(boxes: np.ndarray, scores: np.ndarray, thr: float) -> np.ndarray:
     order = np.argsort(-scores)
     keep: list[int] = []
@@ -221,11 +226,7 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, thr: float) -> np.ndarray:
     while len(order):
         i = order[0]
         keep.append(i)
-        xx0 = np.maximum(boxes[i, 0], boxes[order[1:], 0])
-        yy0 = np.maximum(boxes[i, 1], boxes[order[1:], 1])
-        xx1 = np.minimum(boxes[i, 2], boxes[order[1:], 2])
-        yy1 = np.minimum(boxes[i, 3], boxes[order[1:], 3])
-        inter = np.clip(xx1 - xx0, 0, None) * np.clip(yy1 - yy0, 0, None)
+        inter = _intersection(boxes[order[1:]], boxes[i])
         iou = inter / (area[i] + area[order[1:]] - inter + 1e-9)
         order = order[1:][iou < thr]
     return np.asarray(keep, dtype=np.int64)
