@@ -54,3 +54,20 @@ def test_readme_detail_and_large_photo_rows_match_their_reports(op):
     assert row[2] == f"{pct('same_person')} / {pct('same_person_2')}"
     assert row[3] == f"{pct('large_same_person')} / {pct('large_same_person_2')}"
     assert row[4] == f"{p['detail_kept_median']:.2f} ({p['large_detail_kept_median']:.2f})"
+
+
+@pytest.mark.parametrize("op", ["swap-gender", "anonymize", "blur", "pixelate"])
+def test_readme_whole_test_split_rows_match_their_report(op):
+    from facegan.evaluate.harness import wilson
+
+    m = json.loads((ROOT / "reports" / "gender-eval" / "full-test-split" / "metrics.json").read_text())["ops"][op]
+    name = f"{op} (default)" if op in ("swap-gender", "anonymize") else op
+    rows = [r for r in _rows(name, 4) if "%" in r[3]]
+    assert len(rows) == 1, f"one row for {op} in the whole-test-split table"
+
+    def cell(k, n):
+        lo, hi = wilson(m[k], n)
+        return f"{100 * m[k]:.1f}% ({100 * lo:.0f}-{100 * hi:.0f}%)"
+
+    assert rows[0][1:] == [cell("flip2_male->female", m["n_male->female"]), cell("flip2_female->male", m["n_female->male"]),
+                           cell("reid_rate_2", m["n"])]
