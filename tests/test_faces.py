@@ -155,3 +155,65 @@ def test_align_paste_back_round_trip(fixtures_dir, name):
     support = cv2.warpAffine(np.ones((256, 256), np.float32), a.inverse, rgb.shape[1::-1]) > 0
     support = cv2.dilate(support.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     assert diff[~support].max() == 0  # nothing changes outside the crop's footprint
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_centerface_turned_faces(portrait_rgb, k):
+    """A face turned by quarters (a phone photo without its EXIF turn, a head on a pillow): found, with the points
+    of the upright face turned with it and dlib's points fitted where the face is upright (the upright passes alone
+    put them a whole eye distance off on every such face: scripts/centerface_rotation.py)."""
+    up = max(detect_faces(portrait_rgb, "centerface"), key=lambda f: f.width * f.height)
+    img = np.ascontiguousarray(np.rot90(portrait_rgb, k))
+    faces = detect_faces(img, "centerface")
+    assert len(faces) == 1
+    f = faces[0]
+    from facegan.faces.centerface import _unturn
+
+    # where the upright face's points lie in the turned photo (np.rot90 by 4 - k turns it back)
+    want = _unturn(up.landmarks5, 4 - k, *img.shape[:2])
+    iod = np.linalg.norm(up.landmarks5[0] - up.landmarks5[1])
+    assert np.linalg.norm(f.landmarks5[:3] - want[:3], axis=1).max() < 0.15 * iod  # eyes and nose
+    assert "upright" in f.extra and abs(abs(f.extra["roll"]) - (180 if k == 2 else 90)) < 20
+    from facegan.judges.identity import get_identity
+
+    ident = get_identity()  # dlib's chip of the turned face is the upright face's: the same person, closely
+    assert ident.distance(ident.embed(img, f), ident.embed(portrait_rgb, up)) < 0.25
+    from facegan.faces.detect import shape_upright
+
+    p68 = shape_upright(img, f, 68)
+    add_landmarks68(portrait_rgb, up)
+    want68 = _unturn(up.landmarks68, 4 - k, *img.shape[:2])
+    assert np.median(np.linalg.norm(p68 - want68, axis=1)) < 0.1 * iod
+
+
+def test_centerface_turned_passes_leave_upright_faces_alone(portrait_paths, monkeypatch):
+    """Upright faces come from the upright passes as before the turned ones were added."""
+    for p in portrait_paths:
+        rgb = read_image(p)
+        with_turns = detect_faces(rgb, "centerface")
+        monkeypatch.setenv("FACEGAN_TURN_SIDE", "0")
+        without = detect_faces(rgb, "centerface")
+        monkeypatch.delenv("FACEGAN_TURN_SIDE")
+        assert len(with_turns) == len(without)
+        for a, b in zip(with_turns, without):
+            assert np.allclose(a.landmarks5, b.landmarks5) and a.box == b.box
+
+
+def test_reshape_moves_a_rolled_face_along_its_own_axes():
+    from facegan.faces.reshape import random_targets
+
+    # a level 68-point face: eyes at y 40, mouth below
+    p = np.zeros((68, 2))
+    p[:, 0] = np.linspace(20, 80, 68)
+    p[:, 1] = 60
+    p[36:42] = [30, 40]
+    p[42:48] = [70, 40]
+    p[48:68, 1] = 80
+    q = random_targets(p, 0.1, np.random.default_rng(1))
+    t = np.deg2rad(90)
+    m = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    pr = p @ m.T  # the same face rolled by 90 degrees
+    qr = random_targets(pr, 0.1, np.random.default_rng(1))
+    # the same moves, turned with the face (about its mean point)
+    assert np.allclose(qr - pr, (q - p) @ m.T, atol=1e-6)
+    assert np.abs(q - p).max() > 1.0  # it moved

@@ -30,7 +30,7 @@ import numpy as np
 from .errors import NoFaceError
 from .ops.base import Operation, photo_seed
 
-DETECTOR = "centerface"
+DETECTOR = "centerface-upright"  # the ops' detector without its turned passes (faces/centerface.py)
 VERIFY_EVERY_S = 1.0  # seconds between a track's verified frames
 CHECK_FRAMES = 4  # frames besides the keyframe a track's decision is checked on before writing
 REGION_MARGIN = 0.75  # the cut-out checked: the face box grown by this fraction of its size on each side

@@ -72,10 +72,13 @@ def _landmark_shift(rgb_out: np.ndarray, face, d5_before: np.ndarray) -> float:
     """Mean 5-point landmark displacement after the edit, as a fraction of the eye distance."""
     import dlib
 
-    from ..faces.detect import dlib_shapes
+    from ..faces.detect import dlib_shapes, shape_upright
 
-    b = face.box
-    d5_after = dlib_shapes().five(rgb_out, dlib.rectangle(int(b[0]), int(b[1]), int(b[2]), int(b[3])))
+    if "upright" in face.extra:  # a rolled face: dlib's points fitted where it is upright
+        d5_after = shape_upright(rgb_out, face, 5)
+    else:
+        b = face.box
+        d5_after = dlib_shapes().five(rgb_out, dlib.rectangle(int(b[0]), int(b[1]), int(b[2]), int(b[3])))
     eye = np.linalg.norm(d5_before[0:2].mean(0) - d5_before[2:4].mean(0))
     return float(np.linalg.norm(d5_after - d5_before, axis=1).mean() / max(eye, 1e-6))
 

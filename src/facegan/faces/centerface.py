@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import threading
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +101,17 @@ LARGE_FACE = 256  # px at the network's input: a face larger than this is taken 
 COARSE_SIDE = 192  # px: the long side of the coarse pass (a face filling the photo is 192 px there)
 LARGE_FACE_TO = 192  # px: then a pass at the scale that brings the largest of them to this size (its points are finer)
 SAME_FACE = 0.6  # a fine-pass face at least this share of a large coarse-pass face's size, inside it, is that face
+# Rolled faces (scripts/centerface_rotation.py, session 22): on 90 faces (the 30 portraits and 60 held-out UTKFace
+# photos with a border) turned by 45 / 60 / 90 / 180 / 270 degrees, the upright passes put the 5 points more than a
+# quarter of the eye distance off (or missed the face) on 39 / 88 / 100 / 100 / 100% of them — the face changed on
+# a crop cut sideways. So the photo is also searched turned by quarters, and a face rolled more than ROLL_REFINE
+# degrees is found again on its region turned upright; there its points and dlib's are those of an upright face.
+TURN_SIDE = 384  # px: the long side of the three turned passes (0 = none; FACEGAN_TURN_SIDE overrides it)
+ROLL_REFINE = 20.0  # degrees
+ROLL_KEEP = 25.0  # degrees: an upright-pass face at most this rolled is taken as it is (as before the turns)
+ROLL_PER_SCORE = 30.0  # degrees
+UPRIGHT_FACE = 160  # px: a rolled face's size in its upright patch
+UPRIGHT_MARGIN = 2.5  # the patch's side, in face sizes
 
 
 @register_detector
@@ -110,6 +123,7 @@ class CenterFaceDetector:
     with eyes < 12 px apart need the 1024 px pass."""
 
     name = "centerface"
+    turn_side = TURN_SIDE
 
     def __init__(self, work_side: int = 1024, threshold: float = 0.5, threads: int = 1):
         self.sess = _session(model_path(), threads)
@@ -117,7 +131,7 @@ class CenterFaceDetector:
         self.threshold = threshold
         self._lock = threading.Lock()
 
-    def raw(self, rgb: np.ndarray, threshold: float | None = None):
+    def raw(self, rgb: np.ndarray, threshold: float | None = None, work_side: int | None = None):
         """(scores (N,), boxes (N, 4), landmarks (N, 5, 2)) in photo pixels, after NMS. Faces larger than
         ``LARGE_FACE`` px at the network's input are found again by a coarse pass (the photo at ``COARSE_SIDE`` px
         on its long side), where they are of a size the network handles, and taken from a third pass at the
@@ -127,7 +141,7 @@ class CenterFaceDetector:
         pass, as before the passes)."""
         h, w = rgb.shape[:2]
         thr = self.threshold if threshold is None else threshold
-        s = min(1.0, self.work_side / max(h, w))
+        s = min(1.0, (work_side or self.work_side) / max(h, w))
         sc, boxes, pts = self._pass(rgb, s, thr)
         if max(h, w) * s <= COARSE_SIDE:
             return sc, boxes, pts
@@ -186,23 +200,176 @@ class CenterFaceDetector:
         return sc[keep].astype(np.float64), boxes[keep].astype(np.float64), pts[keep].astype(np.float64)
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
+        faces = []
+        for sc, box, pts in self._candidates(rgb):
+            rolled = abs(_roll(pts)) > ROLL_REFINE
+            faces.append(self._upright_face(rgb, sc, box, pts) if rolled else self._face(rgb, rgb, sc, box, pts, None))
+        return nms(faces)
+
+    def _face(self, rgb, frame, s, b, p, to_frame) -> Face:
+        """A Face from a detection in ``frame`` (the photo itself, or an upright patch of it that the 2 x 3 affine
+        ``to_frame`` maps photo pixels into): dlib's 5 points run there, everything returned in photo pixels."""
+        import cv2
         import dlib
 
-        scores, boxes, pts = self.raw(rgb)
-        shapes = dlib_shapes()
-        faces = []
-        for s, b, p in zip(scores, boxes, pts):
-            if p[0, 0] > p[1, 0]:  # left/right in image terms
-                p = p[[1, 0, 2, 4, 3]]
-            r = hog_like_rect(p)
-            rect = dlib.rectangle(int(round(r[0])), int(round(r[1])), int(round(r[2])), int(round(r[3])))
-            p5 = shapes.five(rgb, rect)
-            l5 = five_from_dlib5(p5)
-            l5[3:] = p[3:]
-            faces.append(Face(box=tuple(float(v) for v in b), score=float(s), landmarks5=l5,
-                              detector=self.name,
-                              extra={"dlib5": p5, "centerface5": p, "dlib_rect": tuple(r)}))
-        return nms(faces)
+        if p[0, 0] > p[1, 0]:  # left/right in the frame's terms
+            p = p[[1, 0, 2, 4, 3]]
+        r = hog_like_rect(p)
+        rect = dlib.rectangle(int(round(r[0])), int(round(r[1])), int(round(r[2])), int(round(r[3])))
+        p5 = dlib_shapes().five(frame, rect)
+        l5 = five_from_dlib5(p5)
+        l5[3:] = p[3:]
+        extra = {"centerface5": p, "dlib_rect": tuple(r)}
+        if to_frame is not None:
+            back = cv2.invertAffineTransform(to_frame)
+            p5, l5, extra["centerface5"] = (_affine(back, x) for x in (p5, l5, p))
+            corners = _affine(back, np.array([[b[0], b[1]], [b[2], b[1]], [b[2], b[3]], [b[0], b[3]]]))
+            b = (*corners.min(0), *corners.max(0))
+            # where dlib's shape models see this face upright (faces/detect.py: shape_upright)
+            extra["upright"] = (to_frame, frame.shape[1], frame.shape[0], tuple(r))
+            rc = _affine(back, np.array([[r[0], r[1]], [r[2], r[1]], [r[2], r[3]], [r[0], r[3]]]))
+            extra["dlib_rect"] = (*rc.min(0), *rc.max(0))  # its bounds in the photo (dlib's models need the patch)
+            extra["roll"] = round(float(_roll(l5)), 1)
+        return Face(box=tuple(float(v) for v in b), score=float(s), landmarks5=l5, detector=self.name,
+                    extra={"dlib5": p5, **extra})
+
+    def _candidates(self, rgb: np.ndarray) -> list:
+        """(score, box, 5 points) of every face, in photo pixels: the upright passes (:meth:`raw`) and, at
+        ``TURN_SIDE`` px (the photo shrunk once), turned by a quarter, a half and three quarters, each face taken
+        from the turn :meth:`_choose` picks."""
+        sc, boxes, pts = self.raw(rgb)
+        cands = [(float(a), b, p, 0, p) for a, b, p in zip(sc, boxes, pts)]
+        turn_side = int(os.environ.get("FACEGAN_TURN_SIDE", self.turn_side))
+        if turn_side > 0:
+            import cv2
+
+            f = min(1.0, turn_side / max(rgb.shape[:2]))  # shrunk once, then turned (cheap on a large photo)
+            small = rgb if f == 1.0 else cv2.resize(rgb, (max(1, round(rgb.shape[1] * f)), max(1, round(rgb.shape[0] * f))),
+                                                    interpolation=cv2.INTER_AREA)
+            h, w = small.shape[:2]
+            fx, fy = rgb.shape[1] / w, rgb.shape[0] / h
+            for k in (1, 2, 3):
+                sk, bk, pk = self.raw(np.ascontiguousarray(np.rot90(small, k)))
+                for a, b, p in zip(sk, bk, pk):
+                    c = _unturn(b.reshape(2, 2), k, h, w) * (fx, fy)
+                    cands.append((float(a), np.r_[c.min(0), c.max(0)], _unturn(p, k, h, w) * (fx, fy), k, p))
+        groups: list[list] = []  # one per face: its detections in every turn
+        for c in sorted(cands, key=lambda c: -c[0]):
+            side, centre = float(_side(c[1][None])[0]), (c[1][:2] + c[1][2:]) / 2
+            for g in groups:
+                o = g[0][1]
+                if np.linalg.norm(centre - (o[:2] + o[2:]) / 2) < 0.5 * max(side, float(_side(o[None])[0])):
+                    g.append(c)
+                    break
+            else:
+                groups.append([c])
+        return [self._choose(rgb, g)[:3] for g in groups]
+
+    def _choose(self, rgb: np.ndarray, group: list):
+        """Which turn's detection of one face to keep. The network scores a face turned by a quarter about as high
+        as upright, and its points there can look like a level face (even on an upside-down one), so each
+        candidate turn is checked by dlib's HOG detector (trained on upright faces only) on the face's region
+        turned upright by that candidate's eye line: the first it confirms wins, in the order of how level the
+        candidate's eyes lie in its own turn (``ROLL_PER_SCORE`` degrees weigh as much as 1 of the network's
+        score). A face no turned pass found, or that HOG confirms in no turn, keeps the upright passes' reading
+        when it is level (within ``ROLL_KEEP`` degrees): what the detector did before the turned passes."""
+        level = [c for c in group if c[3] == 0 and _upright(c[4]) and abs(_roll(c[4])) <= ROLL_KEEP]
+        if all(c[3] == 0 for c in group):  # found upright only: as before the turned passes
+            return max(level or group, key=lambda c: c[0])
+        ranked = sorted(group, key=lambda c: (not _upright(c[4]), abs(_roll(c[4])) - ROLL_PER_SCORE * c[0]))
+        for c in ranked[:3]:
+            if _upright(c[4]) and self._hog_confirms(rgb, c[1], c[2]):
+                return c
+        # none confirmed (HOG misses profiles and small faces): the upright passes' level reading, else the first
+        return max(level, key=lambda c: c[0]) if level else ranked[0]
+
+    def _hog_confirms(self, rgb: np.ndarray, box, pts) -> bool:
+        patch, _ = _upright_patch(rgb, box, pts)
+        side = patch.shape[0]
+        for r in _hog()(patch, 0):
+            c = np.array([(r.left() + r.right()) / 2, (r.top() + r.bottom()) / 2])
+            if np.linalg.norm(c - side / 2) < 0.2 * side:
+                return True
+        return False
+
+    def _upright_face(self, rgb, sc, box, pts) -> Face:
+        """A face rolled more than ``ROLL_REFINE`` degrees: found again on its region turned upright (the network's
+        and dlib's points are only right for faces within about 30 degrees of upright), at about
+        ``UPRIGHT_FACE`` px; where that finds no upright face there, its own points, with dlib's run in the patch."""
+        patch, to_patch = _upright_patch(rgb, box, pts)
+        side = patch.shape[0]
+        s2, b2, p2 = self._pass(patch, 1.0, self.threshold * 0.6)
+        near = np.linalg.norm(p2.mean(1) - side / 2, axis=1) < 0.25 * side if len(s2) else np.zeros(0, bool)
+        ok = [j for j in np.flatnonzero(near) if _upright(p2[j])]
+        if ok:
+            j = max(ok, key=lambda i: s2[i])
+            return self._face(rgb, patch, max(float(sc), float(s2[j])), b2[j], p2[j], to_patch)
+        # not found again there: its own points, turned upright with the patch (dlib's run there too)
+        corners = _affine(to_patch, np.array([[box[0], box[1]], [box[2], box[1]], [box[2], box[3]], [box[0], box[3]]]))
+        return self._face(rgb, patch, float(sc), np.r_[corners.min(0), corners.max(0)], _affine(to_patch, pts), to_patch)
+
+
+@register_detector
+class CenterFaceUprightDetector(CenterFaceDetector):
+    """CenterFace without the turned passes (faces rolled under ~30 degrees only; ~70 ms less a 1024 px photo):
+    videos, whose frames come upright from their rotation tag and whose tracks keep no per-face patch."""
+
+    name = "centerface-upright"
+    turn_side = 0
+
+
+def _upright_patch(rgb: np.ndarray, box, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The face with 5 points ``pts`` (left eye first in its own terms) turned so its eyes are level, at about
+    ``UPRIGHT_FACE`` px in a square patch ``UPRIGHT_MARGIN`` faces wide; and the 2 x 3 affine photo -> patch."""
+    import cv2
+
+    e = pts[1] - pts[0]
+    u = e / (np.linalg.norm(e) + 1e-9)
+    k = UPRIGHT_FACE / max(float(_side(np.asarray(box, np.float64)[None])[0]), 1.0)
+    side = int(round(UPRIGHT_FACE * UPRIGHT_MARGIN))
+    a = k * np.stack([u, np.array([-u[1], u[0]])])
+    to_patch = np.c_[a, np.full(2, side / 2) - a @ pts.mean(0)]
+    patch = cv2.warpAffine(rgb, to_patch, (side, side), flags=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+    return patch, to_patch
+
+
+@lru_cache(maxsize=1)
+def _hog():
+    import dlib
+
+    return dlib.get_frontal_face_detector()
+
+
+def _affine(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    return np.asarray(pts, np.float64) @ m[:, :2].T + m[:, 2]
+
+
+def _roll(p: np.ndarray) -> float:
+    """Degrees the eye line of 5 points (left eye, right eye, ...) is turned from level (its own left eye first)."""
+    e = p[1] - p[0]
+    return float(np.degrees(np.arctan2(e[1], e[0])))
+
+
+def _upright(p: np.ndarray) -> bool:
+    """Whether 5 points make a face within ~45 degrees of upright: eyes about level, the mouth below them."""
+    le, re = (p[0], p[1]) if p[0, 0] <= p[1, 0] else (p[1], p[0])
+    e = re - le
+    iod = float(np.linalg.norm(e)) + 1e-9
+    down = np.array([-e[1], e[0]]) / iod
+    return abs(float(np.degrees(np.arctan2(e[1], e[0])))) < 45 and float((p[3:].mean(0) - (le + re) / 2) @ down) > 0.5 * iod
+
+
+def _unturn(p: np.ndarray, k: int, h: int, w: int) -> np.ndarray:
+    """Points in ``np.rot90(img, k)`` (img h x w) -> the same points in img."""
+    u, v = p[..., 0], p[..., 1]
+    if k == 1:
+        x, y = w - v, u
+    elif k == 2:
+        x, y = w - u, h - v
+    else:
+        x, y = v, h - u
+    return np.stack([x, y], -1)
 
 
 def _side(boxes: np.ndarray) -> np.ndarray:

@@ -23,7 +23,8 @@ class Detector(Protocol):
 
 _REGISTRY: dict[str, type] = {}
 # backends in their own modules, imported on first use (they import this module)
-_LAZY = {"centerface": "facegan.faces.centerface", "dlib-cnn": "facegan.faces.dlib_cnn"}
+_LAZY = {"centerface": "facegan.faces.centerface", "centerface-upright": "facegan.faces.centerface",
+         "dlib-cnn": "facegan.faces.dlib_cnn"}
 
 
 def register_detector(cls):
@@ -165,13 +166,31 @@ def _iou(a, b) -> float:
     return inter / ua if ua > 0 else 0.0
 
 
-def add_landmarks68(rgb: np.ndarray, face: Face) -> Face:
-    """Adds the 68-point iBUG landmarks (dlib model; its training data excludes commercial use)."""
+def shape_upright(rgb: np.ndarray, face: Face, points: int = 68) -> np.ndarray:
+    """dlib's ``points`` (5 or 68) landmarks of ``face`` in photo pixels, run where the face is upright: a rolled
+    face (CenterFace's ``extra["upright"]``: the affine to its upright patch, the patch size and the dlib-like box
+    there) in that patch, others on their dlib-like box (``extra["dlib_rect"]``, else the box) in the photo.
+    dlib's shape models only fit faces within about 30 degrees of level."""
     import dlib
 
-    b = face.extra.get("dlib_rect", face.box)  # backends with other box framing give a dlib-like one
-    rect = dlib.rectangle(int(b[0]), int(b[1]), int(b[2]), int(b[3]))
-    face.landmarks68 = dlib_shapes().sixty_eight(rgb, rect)
+    shapes = dlib_shapes()
+    run = shapes.sixty_eight if points == 68 else shapes.five
+    up = face.extra.get("upright")
+    if up is None:
+        b = face.extra.get("dlib_rect", face.box)  # backends with other box framing give a dlib-like one
+        return run(rgb, dlib.rectangle(int(b[0]), int(b[1]), int(b[2]), int(b[3])))
+    import cv2
+
+    to, w, h, r = up
+    patch = cv2.warpAffine(rgb, np.asarray(to), (int(w), int(h)), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    pts = run(patch, dlib.rectangle(int(round(r[0])), int(round(r[1])), int(round(r[2])), int(round(r[3]))))
+    back = cv2.invertAffineTransform(np.asarray(to))
+    return pts @ back[:, :2].T + back[:, 2]
+
+
+def add_landmarks68(rgb: np.ndarray, face: Face) -> Face:
+    """Adds the 68-point iBUG landmarks (dlib model; its training data excludes commercial use)."""
+    face.landmarks68 = shape_upright(rgb, face, 68)
     return face
 
 

@@ -31,18 +31,37 @@ MAX_MAGNITUDE = 0.2
 
 
 def landmarks68(rgb: np.ndarray, box) -> np.ndarray:
-    """(68, 2) float landmarks of the face in ``box`` (x0, y0, x1, y1) from dlib's 68-point model."""
+    """(68, 2) float landmarks from dlib's 68-point model of the face in ``box`` (x0, y0, x1, y1), or of a
+    :class:`~facegan.faces.types.Face` (a rolled one fitted where it is upright: ``detect.shape_upright``)."""
     import dlib
 
-    from .detect import dlib_shapes
+    from .detect import dlib_shapes, shape_upright
+    from .types import Face
 
+    if isinstance(box, Face):
+        if "upright" in box.extra:
+            return np.asarray(shape_upright(rgb, box, 68), np.float64)
+        box = box.box
     x0, y0, x1, y1 = (int(round(float(v))) for v in box)
     return np.asarray(dlib_shapes().sixty_eight(rgb, dlib.rectangle(x0, y0, x1, y1)), np.float64)
 
 
+LEVEL_ABOVE = 20.0  # degrees: a face rolled more than this gets its moves in its own level frame
+
+
 def random_targets(p: np.ndarray, magnitude: float, rng: np.random.Generator) -> np.ndarray:
-    """Where each of the 68 landmarks ``p`` should move: a random proportion change of size ``magnitude``."""
+    """Where each of the 68 landmarks ``p`` should move: a random proportion change of size ``magnitude``. The
+    moves are along the face's own axes; a face rolled more than ``LEVEL_ABOVE`` degrees (eye line from level)
+    is turned level for them and back (below that the photo's axes, as before session 22)."""
     p = np.asarray(p, np.float64)
+    e = p[EYE_L].mean(0) - p[EYE_R].mean(0)
+    roll = float(np.arctan2(e[1], e[0]))
+    if abs(np.degrees(roll)) > LEVEL_ABOVE:
+        c, s = np.cos(roll), np.sin(roll)
+        m = np.array([[c, s], [-s, c]])  # turns the face level about its mean point
+        mid = p.mean(0)
+        q = random_targets((p - mid) @ m.T, magnitude, rng)
+        return q @ m + mid
     q = p.copy()
     if magnitude <= 0:
         return q

@@ -802,7 +802,7 @@ def _pinned_warps(rgb: np.ndarray, todo: list) -> dict:
         if not pin.get("reshape") or "reshape_state" not in pin:
             continue
         # a video's tracked face carries its 68 landmarks smoothed over its frames (facegan.video)
-        p = plan[0].landmarks68 if plan[0].landmarks68 is not None else landmarks68(rgb, plan[0].box)
+        p = plan[0].landmarks68 if plan[0].landmarks68 is not None else landmarks68(rgb, plan[0])
         plan[0].extra["landmarks68"] = p
         rng = np.random.default_rng()
         rng.bit_generator.state = copy.deepcopy(pin["reshape_state"])
@@ -910,7 +910,7 @@ def _plan_warps(rgb: np.ndarray, todo: list, magnitude: float, rng: np.random.Ge
 
     warps = {}
     for plan in todo:
-        p = landmarks68(rgb, plan[0].box)
+        p = landmarks68(rgb, plan[0])
         plan[0].extra["landmarks68"] = p
         plan[0].extra["reshape_state"] = (copy.deepcopy(rng.bit_generator.state), magnitude)  # for a pin
         warps[id(plan)] = FaceWarp.plan(rgb.shape, p, random_targets(p, magnitude, rng))
