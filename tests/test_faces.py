@@ -174,6 +174,7 @@ def test_centerface_turned_faces(portrait_rgb, k):
     iod = np.linalg.norm(up.landmarks5[0] - up.landmarks5[1])
     assert np.linalg.norm(f.landmarks5[:3] - want[:3], axis=1).max() < 0.15 * iod  # eyes and nose
     assert "upright" in f.extra and abs(abs(f.extra["roll"]) - (180 if k == 2 else 90)) < 20
+    assert f.to_dict()["roll"] == f.extra["roll"] and "roll" not in up.to_dict()  # analyze says so
     from facegan.judges.identity import get_identity
 
     ident = get_identity()  # dlib's chip of the turned face is the upright face's: the same person, closely
@@ -184,6 +185,11 @@ def test_centerface_turned_faces(portrait_rgb, k):
     add_landmarks68(portrait_rgb, up)
     want68 = _unturn(up.landmarks68, 4 - k, *img.shape[:2])
     assert np.median(np.linalg.norm(p68 - want68, axis=1)) < 0.1 * iod
+    if k == 1:  # swap-gender on the turned photo: its report row says the face was found turned
+        from facegan.ops.swap_gender import transform_genders
+
+        (row,) = transform_genders(img, strength=1.0, verify=False).faces
+        assert row["status"] == "changed" and row["roll"] == f.extra["roll"]
 
 
 def test_centerface_turned_passes_leave_upright_faces_alone(portrait_paths, monkeypatch):

@@ -27,6 +27,8 @@ class Face:
     def to_dict(self) -> dict:
         d = {"box": [round(float(v), 1) for v in self.box], "score": round(float(self.score), 4),
              "detector": self.detector}
+        if "roll" in self.extra:  # a face found turned (faces/centerface.py): its eye line's angle from level
+            d["roll"] = float(self.extra["roll"])
         if self.landmarks5 is not None:
             d["landmarks5"] = np.round(self.landmarks5, 1).tolist()
         if self.landmarks68 is not None:

@@ -408,6 +408,8 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
                "gender_before": src, "p_female_before": round(before["p_female"], 4),
                "age_before": round(before["age"], 1), "gender_judge": judge.name, "target": target,
                "model": tr.name, "strength": ladders[target][0]}
+        if "roll" in f.extra:  # found turned (faces/centerface.py): changed on the face turned upright
+            row["roll"] = f.extra["roll"]
         if "p_female_3" in before:  # the vote: each member's reading too
             row["p_female_before_1"], row["p_female_before_3"] = round(before["p_female_1"], 4), round(before["p_female_3"], 4)
         if "p_female_probe" in before:  # the direction: the judge and the probe on dlib's descriptor
