@@ -238,7 +238,7 @@ class CenterFaceDetector:
         ``TURN_SIDE`` px (the photo shrunk once), turned by a quarter, a half and three quarters, each face taken
         from the turn :meth:`_choose` picks."""
         sc, boxes, pts = self.raw(rgb)
-        cands = [(float(a), b, p, 0, p) for a, b, p in zip(sc, boxes, pts)]
+        cands = [(float(a), b, _ordered(p), 0, _ordered(p)) for a, b, p in zip(sc, boxes, pts)]
         turn_side = int(os.environ.get("FACEGAN_TURN_SIDE", self.turn_side))
         if turn_side > 0:
             import cv2
@@ -250,7 +250,7 @@ class CenterFaceDetector:
             fx, fy = rgb.shape[1] / w, rgb.shape[0] / h
             for k in (1, 2, 3):
                 sk, bk, pk = self.raw(np.ascontiguousarray(np.rot90(small, k)))
-                for a, b, p in zip(sk, bk, pk):
+                for a, b, p in zip(sk, bk, _ordered(pk)):
                     c = _unturn(b.reshape(2, 2), k, h, w) * (fx, fy)
                     cands.append((float(a), np.r_[c.min(0), c.max(0)], _unturn(p, k, h, w) * (fx, fy), k, p))
         groups: list[list] = []  # one per face: its detections in every turn
@@ -343,6 +343,14 @@ def _hog():
 
 def _affine(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return np.asarray(pts, np.float64) @ m[:, :2].T + m[:, 2]
+
+
+def _ordered(p: np.ndarray) -> np.ndarray:
+    """5 points (or (N, 5, 2)) with the left eye and mouth corner first in the frame they were found in."""
+    p = np.asarray(p)
+    if p.ndim == 3:
+        return np.stack([_ordered(x) for x in p]) if len(p) else p
+    return p[[1, 0, 2, 4, 3]] if p[0, 0] > p[1, 0] else p
 
 
 def _roll(p: np.ndarray) -> float:
