@@ -166,7 +166,7 @@ def test_summary_flags_a_steered_second_identity_model(tmp_path):
     rows = [{"same_person_2": False, "reads_as_target": True}, {"same_person_2": True, "reads_as_target": True}]
     rep = tmp_path / "report.json"
     rep.write_text(json.dumps({"faces": rows}))
-    assert _proof_counts(rep) == {"reads_as_target": 2, "still_same_person_second_model": 1}
+    assert _proof_counts(rep) == {"report_faces": 2, "reads_as_target": 2, "still_same_person_second_model": 1}
     rep.write_text(json.dumps({"faces": [dict(r, id_check="both") for r in rows]}))
     assert _proof_counts(rep)["second_model_steered"] is True
 

@@ -20,7 +20,7 @@ from .analyze import DEFAULT_DETECTOR, error_record, expand_inputs, out_path, pr
 @click.option("--template", type=click.Choice(["utkface", "ffhq", "arcface"]), default="ffhq",
               show_default=True, help="crop template (faces/templates.json)")
 @click.option("--detector", default=DEFAULT_DETECTOR, show_default=True,
-              help="face detector: centerface, dlib-hog, dlib-cnn (slow)")
+              help="face detector: centerface (faces at any roll), centerface-upright (faster, faces within ~30 degrees of level), dlib-hog, dlib-cnn (slow)")
 @click.option("--max-pixels", type=int, default=None, help="refuse larger images")
 @click.option("--overwrite", is_flag=True, help="replace existing crops")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")

@@ -112,7 +112,7 @@ def annotate(rgb: np.ndarray, faces: list[dict]) -> np.ndarray:
 @click.option("--annotate", "annotate_dir", type=click.Path(file_okay=False),
               help="write an annotated PNG per photo into this folder")
 @click.option("--detector", default=DEFAULT_DETECTOR, show_default=True,
-              help="face detector: centerface, dlib-hog, dlib-cnn (slow)")
+              help="face detector: centerface (faces at any roll), centerface-upright (faster, faces within ~30 degrees of level), dlib-hog, dlib-cnn (slow)")
 @click.option("--landmarks", type=click.Choice(["5", "68"]), default="5", show_default=True,
               help="68 adds dlib's iBUG points (that model's training data excludes commercial use)")
 @click.option("--embedding", is_flag=True, help="include the 128-d identity embedding of each face")

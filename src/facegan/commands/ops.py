@@ -70,7 +70,8 @@ def _proof_counts(report) -> dict:
         return {}
     out = {}
     judged = [r for r in rows if "reads_as_target" in r]
-    if judged:
+    if judged:  # the counts below are over the report's faces (a resumed job's earlier ones too), not "faces"
+        out["report_faces"] = len(judged)
         out["reads_as_target"] = sum(bool(r["reads_as_target"]) for r in judged)
     second = [r for r in rows if "resnet_reads_as_target" in r]
     if second:  # the second judge never steers the retries: the independent count
