@@ -30,7 +30,12 @@ import numpy as np
 from .errors import NoFaceError
 from .ops.base import Operation, photo_seed
 
-DETECTOR = "centerface-upright"  # the ops' detector without its turned passes (faces/centerface.py)
+DETECTOR = "centerface-upright"  # the ops' detector without its turned passes (faces/centerface.py), ~50 ms a frame
+# less; every PROBE_EVERY_S seconds a frame is also searched with them, and once a face there is rolled more than
+# PROBE_ROLL degrees (someone lying down, a camera turned without a rotation tag) every later frame is too
+TURNED_DETECTOR = "centerface"
+PROBE_EVERY_S = 2.0
+PROBE_ROLL = 45.0
 VERIFY_EVERY_S = 1.0  # seconds between a track's verified frames
 CHECK_FRAMES = 4  # frames besides the keyframe a track's decision is checked on before writing
 REGION_MARGIN = 0.75  # the cut-out checked: the face box grown by this fraction of its size on each side
@@ -62,14 +67,20 @@ def track_video(info, progress: bool = False, max_frames: int | None = None, lan
 
     tracker = Tracker()
     n = 0
+    detector = DETECTOR
+    probe_every = max(1, int(round(PROBE_EVERY_S * float(info.fps or 1))))
     with _bar(info.frames, "find faces", progress) as bar:
         for t, frame in enumerate(iter_frames(info, max_frames)):
-            faces = detect_faces(frame, DETECTOR)
+            faces = detect_faces(frame, detector)
+            if detector == DETECTOR and t % probe_every == 0:  # a face lying down, a camera turned untagged?
+                turned = detect_faces(frame, TURNED_DETECTOR)
+                if any(abs(f.extra.get("roll", 0.0)) > PROBE_ROLL for f in turned):
+                    detector, faces = TURNED_DETECTOR, turned  # from here on, every frame searched turned too
             if landmarks68:
                 from .faces.reshape import landmarks68 as lm68
 
                 for f in faces:
-                    f.landmarks68 = lm68(frame, f.box)
+                    f.landmarks68 = lm68(frame, f)  # a rolled face's fitted where it is upright
             tracker.update(t, faces)
             n = t + 1
             bar.update(1)

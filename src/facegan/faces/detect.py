@@ -176,6 +176,8 @@ def shape_upright(rgb: np.ndarray, face: Face, points: int = 68) -> np.ndarray:
     shapes = dlib_shapes()
     run = shapes.sixty_eight if points == 68 else shapes.five
     up = face.extra.get("upright")
+    if up is None and face.landmarks5 is not None:  # e.g. a video's tracked face: its patch from its 5 points
+        up = upright_frame(rgb, face)
     if up is None:
         b = face.extra.get("dlib_rect", face.box)  # backends with other box framing give a dlib-like one
         return run(rgb, dlib.rectangle(int(b[0]), int(b[1]), int(b[2]), int(b[3])))
@@ -186,6 +188,20 @@ def shape_upright(rgb: np.ndarray, face: Face, points: int = 68) -> np.ndarray:
     pts = run(patch, dlib.rectangle(int(round(r[0])), int(round(r[1])), int(round(r[2])), int(round(r[3]))))
     back = cv2.invertAffineTransform(np.asarray(to))
     return pts @ back[:, :2].T + back[:, 2]
+
+
+def upright_frame(rgb: np.ndarray, face: Face):
+    """For a face whose 5 points are rolled more than CenterFace's ``ROLL_REFINE`` degrees and that carries no
+    ``extra["upright"]`` (a tracked video face, rebuilt from smoothed points): the same (affine, width, height,
+    dlib-like box) built from its points; None for a face about level."""
+    from .centerface import ROLL_REFINE, _roll, _upright_patch, hog_like_rect
+
+    l5 = np.asarray(face.landmarks5, np.float64)
+    if abs(_roll(l5)) <= ROLL_REFINE:
+        return None
+    patch, to = _upright_patch(rgb, face.box, l5)
+    q = l5 @ to[:, :2].T + to[:, 2]
+    return to, patch.shape[1], patch.shape[0], hog_like_rect(q)
 
 
 def add_landmarks68(rgb: np.ndarray, face: Face) -> Face:

@@ -36,6 +36,12 @@ def _full_object_detection(dlib5: np.ndarray):
     return dlib.full_object_detection(dlib.rectangle(int(x0), int(y0), int(x1), int(y1)), pts)
 
 
+def _boxed(face: Face) -> Face:
+    """The face with dlib's shape model fitted on its box (not a ``dlib_rect`` it may carry), as before rolled faces."""
+    return Face(face.box, face.score, face.landmarks5, None, face.detector,
+                {k: v for k, v in face.extra.items() if k == "upright"})
+
+
 class IdentityJudge:
     name = "dlib-resnet-v1"
     threshold = 0.6  # Euclidean distance below which dlib calls two descriptors the same person
@@ -85,11 +91,9 @@ class IdentityJudge:
             return np.asarray(face, np.float64)
         p5 = face.extra.get("dlib5")
         if p5 is None:
-            from ..faces.detect import dlib_shapes
+            from ..faces.detect import shape_upright
 
-            b = face.box
-            rect = self._dlib.rectangle(int(b[0]), int(b[1]), int(b[2]), int(b[3]))
-            p5 = dlib_shapes().five(rgb, rect)
+            p5 = shape_upright(rgb, _boxed(face), 5)  # a rolled face: fitted where it is upright
             face.extra["dlib5"] = p5
         return np.asarray(p5, np.float64)
 

@@ -157,12 +157,10 @@ def p_target(pred: dict, target: str) -> float:
 def dlib5_of(rgb: np.ndarray, face) -> np.ndarray:
     if "dlib5" in face.extra:
         return face.extra["dlib5"]
-    import dlib
+    from ..judges.identity import _boxed
+    from ..faces.detect import shape_upright
 
-    from ..faces.detect import dlib_shapes
-
-    b = face.box
-    pts = dlib_shapes().five(rgb, dlib.rectangle(int(b[0]), int(b[1]), int(b[2]), int(b[3])))
+    pts = shape_upright(rgb, _boxed(face), 5)  # on its box; a rolled face where it is upright
     face.extra["dlib5"] = pts
     return pts
 
