@@ -494,3 +494,19 @@ def test_page_results_are_served_from_memory(photo):
         assert "no-store" in r.headers["cache-control"]
         r = c.get("/api/results/not-a-token")
         assert r.status_code == 404 and r.json()["error"] == "not_found"
+
+
+def test_anonymize_answers_keep_its_random_draws_secret(client, photo):
+    """anonymize's reshape draws and k-Same neighbours (its result's info["pins"], which videos reuse across frames)
+    would let a receiver undo part of the change: neither the JSON answer nor the image answer's report has them."""
+    from facegan.ops import get_op
+
+    if not get_op("anonymize").available():
+        pytest.skip("translator not installed")
+    r = post(client, "anonymize", photo)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["faces"][0]["status"] == "changed" and "model" in body["info"]
+    for text in (r.text, client.post("/api/run/anonymize/image", content=photo,
+                                     headers={"content-type": "image/jpeg"}).headers["X-Facegan-Report"]):
+        assert "pins" not in text and "reshape_state" not in text and "neighbours" not in text

@@ -24,6 +24,9 @@ ACCEPTED_TEXT = "JPG, PNG or WEBP"
 OUTPUT_FORMATS = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
 _OUT_ALIASES = {"jpeg": "jpg", "png": "png", "jpg": "jpg", "webp": "webp"}
 _EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+# what an op's result info holds that a response must not: anonymize's decisions for a video's other frames
+# (its reshape's random-generator state and k-Same's neighbours — with them the change could be partly undone)
+PRIVATE_INFO = ("pins",)
 
 
 @dataclass
@@ -166,7 +169,8 @@ class ServerContext:
         return Processed(operation=op.name, options=options, input_format=in_fmt,
                          input_size=(rgb.shape[1], rgb.shape[0]), input_bytes=len(data), data=data_out,
                          media_type=OUTPUT_FORMATS[out_fmt], output_format=out_fmt, size=(w, h),
-                         synthetic=bool(result.synthetic), faces=result.faces, info=result.info,
+                         synthetic=bool(result.synthetic), faces=result.faces,
+                         info={k: v for k, v in result.info.items() if k not in PRIVATE_INFO},
                          time_s=time.perf_counter() - t0)
 
     def shutdown(self):
