@@ -990,3 +990,23 @@ def test_ops_decide_the_direction_with_the_probe_unless_told_not_to(use_tiny, po
         assert row["p_female_before"] == pytest.approx(0.7)
     else:
         assert "source_judge" not in row and row["p_female_before"] == 0.45
+
+
+def test_anonymized_file_does_not_carry_the_seed_or_the_originals_attributes(tmp_path, portrait_path):
+    """The output travels: its metadata says it is synthetic and how it was made, but not the seed (with it and the
+    file name, a receiver could redraw the reshape and undo part of it) nor what the judges read on the original
+    (age, gender probabilities); the operator's report.json keeps both."""
+    from facegan.io.write import read_metadata
+
+    out = tmp_path / "o"
+    r = _run(["anonymize", str(portrait_path), "-o", str(out), "-q", "--seed", "7"])
+    assert r.exit_code == 0, r.output
+    meta = read_metadata(out / portrait_path.name)
+    assert meta["synthetic"] is True
+    fg = meta["facegan"]
+    opts, faces = json.loads(fg["options"]), json.loads(fg["faces"])
+    assert "seed" not in opts and opts["reshape"] == 0.08  # the rest of the options stay
+    assert faces[0]["status"] == "changed" and "target" in faces[0]
+    assert not any("_before" in k for k in faces[0])
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["meta"]["options"]["seed"] == 7 and "age_before" in rep["faces"][0]

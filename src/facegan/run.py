@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError, FaceganError, InputNotFoundError, OutputExistsError
-from .ops.base import Operation, photo_seed
+from .ops.base import Operation, embeddable, photo_seed
 
 REPORT_FIELDS = ["file", "output", "status", "error", "face", "box", "score", "gender_before", "p_female_before",
                  "p_female_before_1", "p_female_before_3", "p_female_before_probe", "source_judge", "age_before", "target", "gender_after", "p_female_after", "reads_as_target", "gender_judge",
@@ -191,8 +191,8 @@ def _process(op: Operation, opts: dict, src: Path, dst: Path, out_dir: Path,
         # the input's transparency and grey mode come back (the operation works on RGB over white)
         write_image(dst, stored_like(photo, res.image, dst.suffix), synthetic=res.synthetic, overwrite=True,
                     protect=[src],
-                    info={"operation": op.name, "options": json.dumps(opts),
-                          "faces": json.dumps(res.faces, default=str)[:4000]})
+                    info={"operation": op.name, "options": json.dumps(embeddable(opts)),
+                          "faces": json.dumps(embeddable(opts, res.faces)["faces"], default=str)[:4000]})
         return [{"file": str(src), "output": str(dst), **r} for r in res.faces], None
     except FaceganError as e:
         return ([{"file": str(src), "output": None, "status": "failed", "error": f"{e.code}: {e}",

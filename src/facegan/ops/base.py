@@ -104,6 +104,22 @@ def photo_seed(seed: int, key: str) -> int:
     return zlib.crc32(f"{int(seed)}:{key}".encode()) & 0x7FFFFFFF
 
 
+# What an output file's own metadata may say about the job (io.write_image's info): it travels with the image
+# to whoever receives it. Not the random draws' seed (with it and the file name a receiver can redraw
+# anonymize's reshape and undo part of it) and nothing the judges read on the original face (its age, its gender
+# probabilities): those stay in the operator's report.json.
+SECRET_OPTIONS = ("seed",)
+
+
+def embeddable(options: dict, faces: list[dict] | None = None) -> dict:
+    """The job's options and per-face rows as an output's metadata may carry them (see ``SECRET_OPTIONS``)."""
+    out = {k: v for k, v in options.items() if k not in SECRET_OPTIONS}
+    if faces is None:
+        return out
+    rows = [{k: v for k, v in r.items() if "_before" not in k} for r in faces]
+    return {"options": out, "faces": rows}
+
+
 _REGISTRY: dict[str, Operation] = {}
 # modules that define built-in ops; imported lazily so importing facegan stays cheap
 _BUILTIN = ["facegan.ops.baselines", "facegan.ops.swap_gender"]

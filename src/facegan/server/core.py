@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import ConfigError, EmptyFileError, UnsupportedFormatError
 from ..ops import Operation, get_op, list_ops
+from ..ops.base import embeddable
 from .config import ServerConfig
 from .limits import (OperationUnavailableError, RateLimiter, Runner, UnknownOperationError,
                      UploadTooLargeError)
@@ -158,7 +159,7 @@ class ServerContext:
         result = op.run(rgb, **options)
         if progress:
             progress(0.85, "encoding the result")
-        meta = {"operation": op.name, "options": options}
+        meta = {"operation": op.name, "options": embeddable(options)}  # the file travels on: no seed in it
         for k in ("model", "model_source"):
             if k in result.info:
                 meta[k] = result.info[k]
