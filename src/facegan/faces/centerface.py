@@ -223,12 +223,10 @@ class CenterFaceDetector:
         if to_frame is not None:
             back = cv2.invertAffineTransform(to_frame)
             p5, l5, extra["centerface5"] = (_affine(back, x) for x in (p5, l5, p))
-            corners = _affine(back, np.array([[b[0], b[1]], [b[2], b[1]], [b[2], b[3]], [b[0], b[3]]]))
-            b = (*corners.min(0), *corners.max(0))
+            b = _box_through(back, b)
             # where dlib's shape models see this face upright (faces/detect.py: shape_upright)
             extra["upright"] = (to_frame, frame.shape[1], frame.shape[0], tuple(r))
-            rc = _affine(back, np.array([[r[0], r[1]], [r[2], r[1]], [r[2], r[3]], [r[0], r[3]]]))
-            extra["dlib_rect"] = (*rc.min(0), *rc.max(0))  # its bounds in the photo (dlib's models need the patch)
+            extra["dlib_rect"] = _box_through(back, r)  # its bounds in the photo (dlib's models need the patch)
             extra["roll"] = round(float(_roll(l5)), 1)
         return Face(box=tuple(float(v) for v in b), score=float(s), landmarks5=l5, detector=self.name,
                     extra={"dlib5": p5, **extra})
@@ -305,8 +303,7 @@ class CenterFaceDetector:
             j = max(ok, key=lambda i: s2[i])
             return self._face(rgb, patch, max(float(sc), float(s2[j])), b2[j], p2[j], to_patch)
         # not found again there: its own points, turned upright with the patch (dlib's run there too)
-        corners = _affine(to_patch, np.array([[box[0], box[1]], [box[2], box[1]], [box[2], box[3]], [box[0], box[3]]]))
-        return self._face(rgb, patch, float(sc), np.r_[corners.min(0), corners.max(0)], _affine(to_patch, pts), to_patch)
+        return self._face(rgb, patch, float(sc), np.asarray(_box_through(to_patch, box)), _affine(to_patch, pts), to_patch)
 
 
 @register_detector
@@ -343,6 +340,12 @@ def _hog():
 
 def _affine(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return np.asarray(pts, np.float64) @ m[:, :2].T + m[:, 2]
+
+
+def _box_through(m: np.ndarray, b) -> tuple:
+    """The bounds (x0, y0, x1, y1) of box ``b``'s four corners mapped by the 2 x 3 affine ``m``."""
+    c = _affine(m, np.array([[b[0], b[1]], [b[2], b[1]], [b[2], b[3]], [b[0], b[3]]], np.float64))
+    return (*c.min(0), *c.max(0))
 
 
 def _ordered(p: np.ndarray) -> np.ndarray:

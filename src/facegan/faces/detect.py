@@ -190,6 +190,16 @@ def shape_upright(rgb: np.ndarray, face: Face, points: int = 68) -> np.ndarray:
     return pts @ back[:, :2].T + back[:, 2]
 
 
+def dlib5_of(rgb: np.ndarray, face: Face) -> np.ndarray:
+    """dlib's raw 5 points (eye corners + under-nose) of ``face``: the detector's (``extra["dlib5"]``), else dlib's
+    shape model run on its box — a rolled face where it is upright — and kept there."""
+    if "dlib5" not in face.extra:
+        on_box = Face(face.box, face.score, face.landmarks5, None, face.detector,
+                      {k: v for k, v in face.extra.items() if k == "upright"})  # its box, not a dlib_rect it carries
+        face.extra["dlib5"] = shape_upright(rgb, on_box, 5)
+    return face.extra["dlib5"]
+
+
 def upright_frame(rgb: np.ndarray, face: Face):
     """For a face whose 5 points are rolled more than CenterFace's ``ROLL_REFINE`` degrees and that carries no
     ``extra["upright"]`` (a tracked video face, rebuilt from smoothed points): the same (affine, width, height,

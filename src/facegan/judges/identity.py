@@ -36,12 +36,6 @@ def _full_object_detection(dlib5: np.ndarray):
     return dlib.full_object_detection(dlib.rectangle(int(x0), int(y0), int(x1), int(y1)), pts)
 
 
-def _boxed(face: Face) -> Face:
-    """The face with dlib's shape model fitted on its box (not a ``dlib_rect`` it may carry), as before rolled faces."""
-    return Face(face.box, face.score, face.landmarks5, None, face.detector,
-                {k: v for k, v in face.extra.items() if k == "upright"})
-
-
 class IdentityJudge:
     name = "dlib-resnet-v1"
     threshold = 0.6  # Euclidean distance below which dlib calls two descriptors the same person
@@ -89,13 +83,9 @@ class IdentityJudge:
         detector did not provide them. An array is taken to be dlib5 already."""
         if not isinstance(face, Face):
             return np.asarray(face, np.float64)
-        p5 = face.extra.get("dlib5")
-        if p5 is None:
-            from ..faces.detect import shape_upright
+        from ..faces.detect import dlib5_of
 
-            p5 = shape_upright(rgb, _boxed(face), 5)  # a rolled face: fitted where it is upright
-            face.extra["dlib5"] = p5
-        return np.asarray(p5, np.float64)
+        return np.asarray(dlib5_of(rgb, face), np.float64)
 
     def chip(self, rgb: np.ndarray, dlib5: np.ndarray) -> np.ndarray:
         det = _full_object_detection(dlib5)

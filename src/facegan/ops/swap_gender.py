@@ -16,6 +16,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..errors import ConfigError, NoFaceError
+from ..faces.detect import dlib5_of
 from ..faces.ksame import K as KSAME_K
 from ..faces.reshape import MAX_MAGNITUDE
 from ..judges.gender_vote import CHOICES as JUDGE_CHOICES, GenderVote
@@ -152,17 +153,6 @@ def restore_sigmas(op: str, restore: float | None = None, restore_male: float | 
 def p_target(pred: dict, target: str) -> float:
     """The judge's probability that a face reads as ``target`` (``pred``: a judge's ``predict`` result)."""
     return float(pred["p_female"]) if target == "female" else 1.0 - float(pred["p_female"])
-
-
-def dlib5_of(rgb: np.ndarray, face) -> np.ndarray:
-    if "dlib5" in face.extra:
-        return face.extra["dlib5"]
-    from ..judges.identity import _boxed
-    from ..faces.detect import shape_upright
-
-    pts = shape_upright(rgb, _boxed(face), 5)  # on its box; a rolled face where it is upright
-    face.extra["dlib5"] = pts
-    return pts
 
 
 def _identity():
