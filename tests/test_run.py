@@ -252,3 +252,56 @@ def test_outputs_carry_no_camera_metadata_of_the_input(tmp_path, fixtures_dir):
     assert 0xA431 not in e.get_ifd(0x8769)
     assert b"CameraMaker" not in (tmp_path / "out" / "a.jpg").read_bytes()
     assert b"SERIAL-123" not in (tmp_path / "out" / "a.jpg").read_bytes()
+
+
+def test_inputs_named_alike_get_their_own_outputs(tmp_path, fixtures_dir):
+    """a.png and a.bmp both used to write a.png (the second silently replaced the first); x.jpg from two
+    folders given one by one likewise."""
+    from PIL import Image
+
+    src = tmp_path / "in"
+    (src / "b").mkdir(parents=True)
+    im = Image.open(fixtures_dir / "happy1.jpg")
+    im.save(src / "a.png")
+    im.save(src / "a.bmp")
+    out = tmp_path / "out"
+    s = runner.run_op(_op([]), [src], out, progress=False)
+    assert s.processed == 2
+    assert sorted(p.name for p in out.glob("a*")) == ["a.bmp.png", "a.png"]
+    assert {r["output"] for r in _rows(out)} == {str(out / "a.png"), str(out / "a.bmp.png")}
+    calls = []
+    assert runner.run_op(_op(calls), [src], out, progress=False).skipped == 2 and not calls
+    shutil.copy(fixtures_dir / "happy1.jpg", src / "x.jpg")
+    shutil.copy(fixtures_dir / "happy1.jpg", src / "b" / "x.jpg")
+    out2 = tmp_path / "out2"
+    runner.run_op(_op([]), [src / "x.jpg", src / "b" / "x.jpg"], out2, progress=False)
+    assert sorted(p.name for p in out2.glob("x*")) == ["x-2.jpg", "x.jpg"]
+
+
+def test_an_output_folder_inside_the_input_folder_resumes(photos):
+    """photos/ -o photos/anon/: a re-run used to take the first run's outputs for inputs and stop
+    ("would overwrite an input photo")."""
+    out = photos / "anon"
+    runner.run_op(_op([]), [photos], out, progress=False)
+    calls = []
+    s = runner.run_op(_op(calls), [photos], out, progress=False)
+    assert (s.processed, s.skipped, len(calls)) == (0, 4, 0)
+    assert not (out / "anon").exists()
+
+
+def test_outputs_next_to_their_inputs_are_not_inputs_on_a_re_run(tmp_path, fixtures_dir):
+    """-o photos/ --suffix _x: the outputs lie among the inputs; a re-run skips them (the journal says they are
+    this job's), while a photo of the user's that an output would replace is still refused."""
+    from facegan.errors import OutputExistsError
+
+    d = tmp_path / "photos"
+    d.mkdir()
+    shutil.copy(fixtures_dir / "happy1.jpg", d / "p.jpg")
+    assert runner.run_op(_op([]), [d], d, suffix="_x", progress=False).processed == 1
+    calls = []
+    s = runner.run_op(_op(calls), [d], d, suffix="_x", progress=False)
+    assert (s.processed, s.skipped, len(calls)) == (0, 1, 0) and not (d / "p_x_x.jpg").exists()
+    shutil.copy(fixtures_dir / "happy1.jpg", d / "q.jpg")
+    shutil.copy(fixtures_dir / "happy1.jpg", d / "q_x.jpg")  # the user's own photo, not an output
+    with pytest.raises(OutputExistsError):
+        runner.run_op(_op([]), [d], d, suffix="_x", progress=False)

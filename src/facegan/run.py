@@ -106,6 +106,44 @@ def _load_previous(out_dir: Path, stem: str = "report") -> dict[str, list[dict]]
     return done
 
 
+def _previous_outputs(out_dir: Path) -> set[Path]:
+    """The outputs this output folder's journals and reports record (every shard's), resolved."""
+    found: dict[str, list[dict]] = {}
+    if out_dir.is_dir():
+        for jl in out_dir.glob("report*.jsonl"):
+            _read_journal(jl, found)
+        found.update(_load_previous(out_dir, "report"))
+    return {Path(r["output"]).resolve() for rows in found.values() for r in rows
+            if isinstance(r, dict) and r.get("output")}
+
+
+def _unique_outputs(jobs: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
+    """``jobs`` with no two writing one output: of the inputs that would (``a.bmp`` and ``a.png`` both give
+    ``a.png``; ``x.jpg`` from two folders given one by one), the first already in the output's format keeps the
+    name, the others add their own extension (``a.bmp.png``) or, where that is the same, a number (``x-2.jpg``)."""
+    by_dst: dict[Path, list[int]] = {}
+    for i, (_, dst) in enumerate(jobs):
+        by_dst.setdefault(dst, []).append(i)
+    taken = set(by_dst)
+    out = list(jobs)
+    for dst, idx in by_dst.items():
+        if len(idx) < 2:
+            continue
+        keep = next((i for i in idx if jobs[i][0].suffix.lower() == dst.suffix), idx[0])
+        for i in idx:
+            if i == keep:
+                continue
+            src = jobs[i][0]
+            cand = dst.with_name(f"{dst.stem}{src.suffix}{dst.suffix}") if src.suffix.lower() != dst.suffix else dst
+            n = 2
+            while cand in taken:
+                cand = dst.with_name(f"{dst.stem}-{n}{dst.suffix}")
+                n += 1
+            taken.add(cand)
+            out[i] = (src, cand)
+    return out
+
+
 def _rewrite_journal(out_dir: Path, by_file: dict[str, list[dict]], stem: str = "report") -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     jl = out_dir / f"{stem}.jsonl"
@@ -252,6 +290,8 @@ def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options
     stem = report_stem(shard)
     opts = op.parse_options(options)
     out_dir = Path(out_dir)
+    out_res = out_dir.resolve()
+    ours = _previous_outputs(out_dir)
     jobs: list[tuple[Path, Path]] = []
     for inp in inputs:
         p = Path(inp)
@@ -263,12 +303,18 @@ def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options
             from .io.video import iter_videos
 
             files = sorted(files + iter_videos(p), key=lambda q: q.relative_to(p).as_posix())
+        if root is not None:
+            # an output folder inside the input folder (photos/ -o photos/anon/), or outputs written next to their
+            # inputs (-o photos/ --suffix _anon): what this output folder's jobs wrote is not an input on a re-run
+            inside = out_res != p.resolve() and p.resolve() in out_res.parents
+            files = [f for f in files if not (inside and out_res in f.resolve().parents) and f.resolve() not in ours]
         for f in files:
             dst = output_path_for(f, root, out_dir, suffix)
             if fmt and dst.suffix != ".mp4":
                 dst = dst.with_suffix("." + fmt.lower().lstrip("."))
-            if in_shard(_rel(dst, out_dir), shard):
-                jobs.append((f, dst))
+            jobs.append((f, dst))
+    # outputs named alike (a.bmp and a.png both give a.png) each get their own, before the shards split them
+    jobs = [(f, dst) for f, dst in _unique_outputs(jobs) if in_shard(_rel(dst, out_dir), shard)]
     in_set = {f.resolve() for f, _ in jobs}
     for f, dst in jobs:
         if dst.resolve() in in_set:
