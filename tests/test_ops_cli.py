@@ -30,3 +30,16 @@ def test_every_op_from_the_cli_on_a_photo(tmp_path, portrait_path, name):
     assert rows and all(r["status"] != "failed" for r in rows)
     # the video contract (docs/ops.md): a "tracked" op must be able to re-decide a track
     assert op.video in (None, "frames", "tracked") and (op.video != "tracked" or op.repin is not None)
+
+
+def test_a_failed_photo_is_named_once_with_its_reason(tmp_path, portrait_path):
+    import shutil
+
+    d = tmp_path / "in"
+    d.mkdir()
+    shutil.copy(portrait_path, d / "ok.jpg")
+    (d / "empty.jpg").write_bytes(b"")
+    r = CliRunner().invoke(main, ["blur", str(d), "-o", str(tmp_path / "out"), "-q"])
+    assert r.exit_code != 0
+    errors = [line for line in r.output.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: {d / 'empty.jpg'}: the file is empty (0 bytes)"]

@@ -27,8 +27,8 @@ def _make(op):
         summary.update(_proof_counts(s.report))
         click.echo(json.dumps(summary))
         if s.failed:
-            for f, code, msg in s.errors:
-                click.echo(f"error: {f}: {msg}", err=True)
+            for f, code, msg in s.errors:  # the file named once (a read error's message starts with it)
+                click.echo(f"error: {f}: {msg[len(f) + 2:] if msg.startswith(f'{f}: ') else msg}", err=True)
             # exit with the first failure's code (one photo: its own error's code)
             ctx.exit(_exit_code(s.errors[0][1]))
 
