@@ -322,3 +322,31 @@ def test_detail_kept_is_none_without_a_face_to_compare(fixtures_dir):
     rows = [{"source": "male", "target": "female", "flipped": True, "identity_similarity": 0.5, "same_person": False,
              "landmark_shift": 0.1, "time_s": 0.1, "n_faces": 1, "detail_kept": v} for v in (None, 0.8, 1.0)]
     assert summarize(rows)["detail_kept_median"] == pytest.approx(0.9)
+
+
+def test_evaluate_photos_turned_sideways(labelled, tmp_path):
+    """--turn 90: the ops get each photo turned (no EXIF turn), the outputs are turned back and measured upright;
+    the op's own row for the face is found in the turned photo's coordinates."""
+    from facegan.evaluate.harness import turned_box
+    from facegan.ops import get_op
+
+    img = np.zeros((100, 60))
+    img[10:20, 5:15] = 1
+    for k in range(4):
+        ys, xs = np.nonzero(np.rot90(img, k))
+        assert turned_box((5, 10, 15, 20), img.shape, k) == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+    ops = "blur,swap-gender" if get_op("swap-gender").available() else "blur"
+    out = tmp_path / "rep"
+    r = CliRunner().invoke(main, ["evaluate", str(labelled), "-o", str(out), "--n-per-gender", "1", "-q",
+                                  "--ops", ops, "--turn", "90"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["data"]["turns"] == 1 and "turned by 90 degrees" in (out / "report.md").read_text()
+    assert m["ops"]["blur"]["n"] == 2 and m["ops"]["blur"]["errors"] == 0
+    rows = [json.loads(x) for x in (out / "rows_blur.jsonl").read_text().splitlines()]
+    assert all(r["detail_kept"] < 0.5 and r["identity_similarity"] < 0.99 for r in rows)  # blurred where the face is
+    if "swap-gender" in ops:
+        rows = [json.loads(x) for x in (out / "rows_swap-gender.jsonl").read_text().splitlines()]
+        assert all(r.get("op_target") == r["target"] and r["flipped_2"] for r in rows)
+    bad = CliRunner().invoke(main, ["evaluate", str(labelled), "--unlabelled", "--turn", "90", "-o", str(out)])
+    assert bad.exit_code == 2 and "labelled evaluation only" in bad.output

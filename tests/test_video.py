@@ -43,6 +43,21 @@ def make_clip(path, rgb, n=10, fps=8, shift=2, audio=True):
     return path
 
 
+def _clip_of(path, frames, fps=10):
+    """An H.264 clip of exactly these frames (no audio)."""
+    c = av.open(str(path), "w")
+    v = c.add_stream("libx264", rate=fps)
+    v.height, v.width = frames[0].shape[:2]
+    v.pix_fmt = "yuv420p"
+    for fr in frames:
+        for p in v.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), format="rgb24")):
+            c.mux(p)
+    for p in v.encode():
+        c.mux(p)
+    c.close()
+    return path
+
+
 def one_frame_video(path, rgb, codec, pix_fmt, rate=8):
     """A one-frame video of ``rgb`` in ``codec`` / ``pix_fmt`` (the container from the file name)."""
     c = av.open(str(path), "w")
@@ -290,16 +305,7 @@ def test_a_face_that_comes_back_keeps_its_look(tmp_path, fixtures_dir):
             for n in ("happy.jpg", "sad.jpg", "art_18.jpg")}
     grey = np.full((256, 256, 3), 128, np.uint8)
     seq = [imgs["happy.jpg"]] * 4 + [grey] * 16 + [imgs["sad.jpg"]] * 4 + [grey] * 16 + [imgs["art_18.jpg"]] * 4
-    clip = tmp_path / "shots.mp4"
-    c = av.open(str(clip), "w")
-    v = c.add_stream("libx264", rate=8)
-    v.width, v.height, v.pix_fmt = 256, 256, "yuv420p"
-    for fr in seq:
-        for p in v.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), format="rgb24")):
-            c.mux(p)
-    for p in v.encode():
-        c.mux(p)
-    c.close()
+    clip = _clip_of(tmp_path / "shots.mp4", seq, fps=8)
     s = run_op(op, [clip], tmp_path / "out", {"seed": 1}, progress=False)
     assert (s.processed, s.failed) == (1, 0)
     rows = json.loads((tmp_path / "out" / "report.json").read_text())["faces"]
@@ -332,3 +338,29 @@ def test_anonymize_video_of_a_face_turned_sideways(tmp_path, portrait_path):
     assert row["gender_before"] == "female" and row["p_female_before"] > 0.7 and row["target"] == "male"
     assert row["status"] == "changed" and row["reads_as_target"] is True
     assert row["same_person"] is False and row["identity_similarity"] < 0.9
+
+
+@pytest.mark.parametrize("kept", [True, False])
+def test_a_face_turned_sideways_that_appears_between_probes_is_found_turned_from_its_first_frame(tmp_path, portrait_path,
+                                                                                                  monkeypatch, kept):
+    """Before session 23 a rolled face was searched turned only from the probe frame that found it on (probes
+    every 2 s): the frames before kept the upright detector's reading, and a face rolled for under 2 s between
+    probes was never switched. Now probes come every 0.5 s and the frames since the last probe are searched
+    again (kept in memory, or decoded again when they would not fit: ``kept`` False)."""
+    import cv2
+
+    import facegan.video as V
+
+    if not kept:
+        monkeypatch.setattr(V, "BACKFILL_BYTES", 0)
+    rgb = np.ascontiguousarray(np.rot90(read_image(portrait_path), 2))  # upside down: the upright detector's
+    h, w = rgb.shape[:2]  # roll reads 43-106 degrees off there (the turned detector's: -178)
+    small = cv2.resize(rgb, (w // 4 * 2, h // 4 * 2), interpolation=cv2.INTER_AREA)
+    blank = np.full_like(small, 128)
+    # 10 fps: probes at frames 0, 5, 10; the face from frame 3 to 9
+    clip = _clip_of(tmp_path / "late.mp4", [blank] * 3 + [small] * 7 + [blank] * 2)
+    tracks, n = V.track_video(probe_video(clip))
+    assert n == 12 and len(tracks) == 1
+    seen = {t: f for t, f in tracks[0].faces.items() if not f.extra.get("filled")}
+    assert min(seen) == 3 and max(seen) == 9
+    assert all(abs(f.extra.get("roll", 0)) > 170 for f in seen.values()), {t: f.extra.get("roll") for t, f in seen.items()}

@@ -32,10 +32,12 @@ from .ops.base import Operation, photo_seed
 
 DETECTOR = "centerface-upright"  # the ops' detector without its turned passes (faces/centerface.py), ~50 ms a frame
 # less; every PROBE_EVERY_S seconds a frame is also searched with them, and once a face there is rolled more than
-# PROBE_ROLL degrees (someone lying down, a camera turned without a rotation tag) every later frame is too
+# PROBE_ROLL degrees (someone lying down, a camera turned without a rotation tag) that frame, the frames since the
+# probe before it (decoded again) and every later frame are too
 TURNED_DETECTOR = "centerface"
-PROBE_EVERY_S = 2.0
+PROBE_EVERY_S = 0.5  # ~60 ms a probe: about 4 ms a frame at 30 fps
 PROBE_ROLL = 45.0
+BACKFILL_BYTES = 256 << 20  # the frames since the last probe are kept for that (decoded again when larger)
 VERIFY_EVERY_S = 1.0  # seconds between a track's verified frames
 CHECK_FRAMES = 4  # frames besides the keyframe a track's decision is checked on before writing
 REGION_MARGIN = 0.75  # the cut-out checked: the face box grown by this fraction of its size on each side
@@ -65,26 +67,54 @@ def track_video(info, progress: bool = False, max_frames: int | None = None, lan
     from .faces.track import Tracker
     from .io.video import iter_frames
 
-    tracker = Tracker()
-    n = 0
+    def found(frame, detector):
+        faces = detect_faces(frame, detector)
+        if landmarks68:
+            from .faces.reshape import landmarks68 as lm68
+
+            for f in faces:
+                f.landmarks68 = lm68(frame, f)  # a rolled face's fitted where it is upright
+        return faces
+
+    per_frame: list[list] = []
     detector = DETECTOR
     probe_every = max(1, int(round(PROBE_EVERY_S * float(info.fps or 1))))
+    since: list = []  # (t, frame) since the last probe, while they fit in BACKFILL_BYTES
     with _bar(info.frames, "find faces", progress) as bar:
         for t, frame in enumerate(iter_frames(info, max_frames)):
-            faces = detect_faces(frame, detector)
+            faces = None
             if detector == DETECTOR and t % probe_every == 0:  # a face lying down, a camera turned untagged?
-                turned = detect_faces(frame, TURNED_DETECTOR)
+                turned = found(frame, TURNED_DETECTOR)
                 if any(abs(f.extra.get("roll", 0.0)) > PROBE_ROLL for f in turned):
-                    detector, faces = TURNED_DETECTOR, turned  # from here on, every frame searched turned too
-            if landmarks68:
-                from .faces.reshape import landmarks68 as lm68
-
-                for f in faces:
-                    f.landmarks68 = lm68(frame, f)  # a rolled face's fitted where it is upright
-            tracker.update(t, faces)
-            n = t + 1
+                    detector, faces = TURNED_DETECTOR, turned  # from here on, every frame turned too
+                    # the frames since the probe before: the rolled face may have been there already
+                    kept = len(since) == min(t, probe_every - 1)
+                    for u, old in since if kept else _frames(info, t - probe_every + 1, t):
+                        per_frame[u] = found(old, TURNED_DETECTOR)
+                since = []
+            elif detector == DETECTOR and frame.nbytes * (len(since) + 1) <= BACKFILL_BYTES:
+                since.append((t, frame))
+            per_frame.append(found(frame, detector) if faces is None else faces)
             bar.update(1)
-    return tracker.finish(), n
+    tracker = Tracker()
+    for t, faces in enumerate(per_frame):
+        tracker.update(t, faces)
+    return tracker.finish(), len(per_frame)
+
+
+def _frames(info, start: int, stop: int):
+    """(t, frame) for frames ``start`` to ``stop`` - 1, decoded again from the start of the video."""
+    from .io.video import iter_frames
+
+    frames = iter_frames(info)
+    try:
+        for t, frame in enumerate(frames):
+            if t >= stop:
+                break
+            if t >= start:
+                yield t, frame
+    finally:
+        frames.close()
 
 
 def process_video(op: Operation, opts: dict, src: Path, dst: Path, key: str, max_pixels: int | None = None,

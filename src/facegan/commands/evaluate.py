@@ -23,8 +23,11 @@ import click
               help="FOLDER holds any photos, unlabelled (e.g. large portraits): per op, whether each changed face reads "
                    "as the target the op chose (judges 2 and 1), whether the identity models still match it, how much "
                    "fine detail it kept, time; --n-per-gender and --split do not apply")
+@click.option("--turn", type=click.Choice(["0", "90", "180", "270"]), default="0", show_default=True,
+              help="give the ops each photo turned by this many degrees counter-clockwise (a phone photo without its "
+                   "EXIF turn) and turn the outputs back before measuring them")
 @click.option("-q", "--quiet", is_flag=True)
-def command(folder, ops, out, n_per_gender, split, rebuild, unlabelled, quiet):
+def command(folder, ops, out, n_per_gender, split, rebuild, unlabelled, turn, quiet):
     """Measure ops on a labelled folder (UTKFace names AGE_GENDER_RACE_DATE.jpg): gender flip rate per
     direction (independent judges), identity similarity, re-identification rate, landmark shift,
     time per face; writes report.md, metrics.json and a before/after grid.
@@ -36,6 +39,8 @@ def command(folder, ops, out, n_per_gender, split, rebuild, unlabelled, quiet):
     """
     from ..evaluate.harness import evaluate_ops, rebuild_report, split_ops
 
+    if turn != "0" and (unlabelled or rebuild):
+        raise click.UsageError("--turn applies to a labelled evaluation only")
     if unlabelled:
         from ..evaluate.unlabelled import review_ops
 
@@ -48,5 +53,5 @@ def command(folder, ops, out, n_per_gender, split, rebuild, unlabelled, quiet):
         click.echo(json.dumps({"rebuilt": str(folder), "ops": list(res["ops"])}))
         return
     res = evaluate_ops(folder, split_ops(ops), out, n_per_gender, split,
-                       progress=not quiet)
+                       progress=not quiet, turns=int(turn) // 90)
     click.echo(json.dumps(res["ops"], indent=1))

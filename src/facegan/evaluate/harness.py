@@ -110,8 +110,20 @@ def detail_kept(rgb_in: np.ndarray, rgb_out: np.ndarray, face, sigma: float = DE
     return energy(rgb_out) / e0 if e0 > 1e-3 else None
 
 
+def turned_box(box, shape: tuple, turns: int) -> list[float]:
+    """``box`` (x0, y0, x1, y1) of a photo of ``shape`` (h, w, ...) where it lies in ``np.rot90(photo, turns)``."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    h, w = shape[:2]
+    for _ in range(turns % 4):  # a quarter turn counter-clockwise: (x, y) -> (y, w - x)
+        x0, y0, x1, y1, h, w = y0, w - x1, y1, w - x0, w, h
+    return [x0, y0, x1, y1]
+
+
 def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_gender: int = 100,
-                 split: str = "test", grid_n: int = 6, progress: bool = True) -> dict:
+                 split: str = "test", grid_n: int = 6, progress: bool = True, turns: int = 0) -> dict:
+    """``turns``: each photo goes to the ops turned by that many quarter turns counter-clockwise (a phone photo
+    without its EXIF turn) and its output is turned back, so the judges, the identity models and the grid see it
+    upright, as they see the upright original."""
     from PIL import Image
     from tqdm import tqdm
 
@@ -131,7 +143,9 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
     rj = _resnet_judge()
     ident = get_identity()
     fr = _faceres()
-    results: dict = {"data": {"folder": str(folder), "split": split, "n_images": len(labs)},
+    turns = int(turns) % 4
+    results: dict = {"data": {"folder": str(folder), "split": split, "n_images": len(labs),
+                              **({"turns": turns} if turns else {})},
                      "judges": {"gender": judge.name, "gender_2": rj.name if rj else None, "identity": ident.name,
                                 "faceres": fr.name if fr is not None else None},
                      "ops": {}}
@@ -201,12 +215,12 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
                 opts["seed"] = photo_seed(seed_of(op_name), lab.path.name)  # its own, reproducibly
             t0 = time.perf_counter()
             try:
-                res = run_op(rgb, **opts)
+                res = run_op(np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb, **opts)
             except FaceganError as e:
                 rows.append({"file": lab.path.name, "error": str(e)})
                 continue
             dt = time.perf_counter() - t0
-            out = res.image
+            out = np.ascontiguousarray(np.rot90(res.image, -turns)) if turns else res.image
             pf = judge.predict(out, d5)["p_female"]
             e1 = ident.embed(out, f)
             outs.setdefault(f"{src}->{target}", []).append(e1)
@@ -221,7 +235,7 @@ def evaluate_ops(folder: str | Path, ops: list[str], out_dir: str | Path, n_per_
                 # the op's own gender judge read the face as the target already and left it alone:
                 # such a face counts as "flipped" if the evaluation judge agrees, so say how many
                 row["left_unchanged"] = all(str(x.get("status", "")).startswith("unchanged") for x in res.faces)
-                mine = _matching_row(res.faces, f.box)  # the op's row for the evaluated face
+                mine = _matching_row(res.faces, turned_box(f.box, rgb.shape, turns))  # the op's row for this face
                 if mine is not None and mine.get("target") in ("male", "female"):
                     # anonymize (and --to opposite) flips whatever its judge reads: a misread face goes the wrong way
                     row["op_target"] = mine["target"]
@@ -468,8 +482,11 @@ def rebuild_report(out_dir: str | Path) -> dict:
 def markdown(res: dict) -> str:
     ops = res["ops"]
     j = res["judges"]
+    turned = (f" Each photo went to the ops turned by {90 * res['data']['turns']} degrees counter-clockwise "
+              "(no EXIF turn) and its output was turned back: everything below is measured upright."
+              if res["data"].get("turns") else "")
     lines = [f"# facegan evaluate — {res['data']['folder']} ({res['data']['split']} split)", "",
-             f"{res['data']['n_with_face']} photos with a detected face (of {res['data']['n_images']} selected). "
+             f"{res['data']['n_with_face']} photos with a detected face (of {res['data']['n_images']} selected).{turned} "
              f"Gender judge: `{j['gender']}`" + (f"; second judge: `{j['gender_2']}`" if j.get("gender_2") else "")
              + f". Identity: `{j['identity']}` (re-identified = the model calls it the same person).", "",
              "| op | flip M→F | flip F→M | flip M→F (judge 2) | flip F→M (judge 2) | identity sim. mean | "
