@@ -77,7 +77,7 @@ def test_options_are_the_operations_own_and_checked(portrait_path):
     with pytest.raises(ConfigError, match="unknown option"):
         facegan.blur(portrait_path, blocks=4)
     with pytest.raises(FaceganError):
-        facegan.run("no-such-op", portrait_path)
+        facegan.process("no-such-op", portrait_path)
 
 
 def test_folder_job_with_resume(tmp_path, portrait_path):
@@ -112,3 +112,11 @@ def test_anonymize_with_its_proof_and_no_secret_in_the_file(tmp_path, portrait_p
     meta = read_metadata(r.save(tmp_path / "a.png"))
     embedded = json.dumps(meta["facegan"])
     assert meta["synthetic"] and "seed" not in embedded and "_before" not in embedded
+
+
+def test_no_api_name_is_also_a_submodule():
+    """Importing a submodule sets the package attribute of its name: an API function called like one (``run``:
+    facegan/run.py) would turn into the module once anything imported it."""
+    import importlib.util
+
+    assert [n for n in facegan._API if importlib.util.find_spec(f"facegan.{n}") is not None] == []

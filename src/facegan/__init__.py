@@ -9,7 +9,7 @@ aligned crop) -> faces (paste back) -> judges (verify) -> io (write image + repo
 __version__ = "0.1.0"
 
 # the Python API (facegan/api.py), imported on first use so `import facegan` stays cheap
-_API = ("Result", "analyze", "anonymize", "blur", "detect", "load", "operations", "pixelate", "process_folder", "run",
+_API = ("Result", "analyze", "anonymize", "blur", "detect", "load", "operations", "pixelate", "process", "process_folder",
         "swap_gender")
 __all__ = [*_API, "__version__"]
 

@@ -112,7 +112,7 @@ def load(image: Image, *, max_pixels: int | None = None):
     raise TypeError(f"expected a path, bytes, a PIL image or a numpy array, got {type(image).__name__}")
 
 
-def run(operation: str, image: Image, *, max_pixels: int | None = None, **options) -> Result:
+def process(operation: str, image: Image, *, max_pixels: int | None = None, **options) -> Result:
     """Runs the registered ``operation`` (``facegan.operations()``) on one photo."""
     from .errors import ModelError
     from .ops import get_op
@@ -128,21 +128,21 @@ def run(operation: str, image: Image, *, max_pixels: int | None = None, **option
 
 
 def swap_gender(image: Image, **options) -> Result:
-    """Each face to the opposite gender (``to="female"`` / ``"male"``: only towards that one); see ``run``."""
-    return run("swap-gender", image, **options)
+    """Each face to the opposite gender (``to="female"`` / ``"male"``: only towards that one); see ``process``."""
+    return process("swap-gender", image, **options)
 
 
 def anonymize(image: Image, **options) -> Result:
-    """Every face changed until the identity models no longer match it, with per-face proof; see ``run``."""
-    return run("anonymize", image, **options)
+    """Every face changed until the identity models no longer match it, with per-face proof; see ``process``."""
+    return process("anonymize", image, **options)
 
 
 def blur(image: Image, **options) -> Result:
-    return run("blur", image, **options)
+    return process("blur", image, **options)
 
 
 def pixelate(image: Image, **options) -> Result:
-    return run("pixelate", image, **options)
+    return process("pixelate", image, **options)
 
 
 def process_folder(operation: str, inputs, out_dir: str | os.PathLike, *, overwrite: bool = False, suffix: str = "",
