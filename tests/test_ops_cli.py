@@ -43,3 +43,14 @@ def test_a_failed_photo_is_named_once_with_its_reason(tmp_path, portrait_path):
     assert r.exit_code != 0
     errors = [line for line in r.output.splitlines() if line.startswith("error: ")]
     assert errors == [f"error: {d / 'empty.jpg'}: the file is empty (0 bytes)"]
+
+
+def test_an_output_that_is_a_file_or_cannot_be_made_is_one_clear_line(tmp_path, portrait_path):
+    """-o naming an existing file, or a folder under one, used to end in a Python traceback."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    r = CliRunner().invoke(main, ["blur", str(portrait_path), "-o", str(afile), "-q"])
+    assert r.exit_code == 18 and r.output.strip() == f"error: {afile}: exists and is not a folder; give an output folder"
+    r = CliRunner().invoke(main, ["blur", str(portrait_path), "-o", str(afile / "sub"), "-q"])
+    assert r.exit_code == 1 and r.output.strip() == f"error: {afile / 'sub'}: Not a directory"
+    assert afile.read_text() == "x"

@@ -24,8 +24,9 @@ Examples:
   facegan anonymize photos/ -o anon/ --workers 2      the same over 2 processes (--shard I/N: machines)
   facegan train configs/gender-translator.yaml        train (or resume) a model
   facegan serve                                       web page + REST API on 127.0.0.1:7860
-Exit codes: 0 ok, 10 unsupported format, 11 corrupt image, 12 empty file, 13 image too large,
-14 no face, 15 input not found, 16 model error, 17 bad config/option, 18 output exists.
+Exit codes: 0 ok, 1 other (e.g. a write the system refused), 10 unsupported format, 11 corrupt image,
+12 empty file, 13 image too large, 14 no face, 15 input not found, 16 model error, 17 bad config/option,
+18 output exists.
 """
 
 
@@ -36,6 +37,12 @@ class FaceganGroup(click.Group):
         except FaceganError as e:
             click.echo(f"error: {e}", err=True)
             ctx.exit(e.exit_code)
+        except OSError as e:  # the system refused a read or a write (permissions, a full disk): said plainly
+            if e.filename is None or e.strerror is None:
+                raise
+            where = f"{e.filename}" + (f" -> {e.filename2}" if e.filename2 else "")
+            click.echo(f"error: {where}: {e.strerror}", err=True)
+            ctx.exit(1)
 
 
 @click.group(cls=FaceganGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})

@@ -290,6 +290,8 @@ def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options
     stem = report_stem(shard)
     opts = op.parse_options(options)
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputExistsError(f"{out_dir}: exists and is not a folder; give an output folder")
     out_res = out_dir.resolve()
     ours = _previous_outputs(out_dir)
     jobs: list[tuple[Path, Path]] = []
