@@ -305,3 +305,9 @@ def test_outputs_next_to_their_inputs_are_not_inputs_on_a_re_run(tmp_path, fixtu
     shutil.copy(fixtures_dir / "happy1.jpg", d / "q_x.jpg")  # the user's own photo, not an output
     with pytest.raises(OutputExistsError):
         runner.run_op(_op([]), [d], d, suffix="_x", progress=False)
+
+
+def test_review_sheet_labels_use_characters_its_font_draws():
+    from facegan.review import _drawable
+
+    assert _drawable("ünï cöde.jpg") == "uni code.jpg" and _drawable("写真.jpg") == "??.jpg"

@@ -25,6 +25,15 @@ FLAGS = (  # (row field, value that flags the face, label)
 )
 
 
+
+def _drawable(text: str) -> str:
+    """``text`` in the characters Pillow's built-in font draws: accents dropped (é -> e), anything else '?'
+    (it draws a box for them; the file names stay exact in the report)."""
+    import unicodedata
+
+    plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return plain.encode("ascii", "replace").decode("ascii")
+
 def flags_of(row: dict) -> list[str]:
     return [label for key, bad, label in FLAGS if key in row and row[key] == bad]
 
@@ -89,7 +98,7 @@ def review_sheets(out_dir: str | Path, dest: str | Path | None = None, flagged_o
                 sheet.paste(im, (x + j * (size + 2), y))
             sim = r.get("identity_similarity")
             sim2 = r.get("identity_similarity_2")
-            line1 = f"{Path(r['file']).name[:30]} #{r.get('face', 0)}"
+            line1 = f"{_drawable(Path(r['file']).name)[:30]} #{r.get('face', 0)}"
             line2 = " ".join(s for s in (f"dlib {sim:.2f}" if isinstance(sim, (int, float)) else "",
                                          f"faceres {sim2:.2f}" if isinstance(sim2, (int, float)) else "",
                                          f"-> {r.get('gender_after', '?')}") if s)
