@@ -54,3 +54,22 @@ def test_an_output_that_is_a_file_or_cannot_be_made_is_one_clear_line(tmp_path, 
     r = CliRunner().invoke(main, ["blur", str(portrait_path), "-o", str(afile / "sub"), "-q"])
     assert r.exit_code == 1 and r.output.strip() == f"error: {afile / 'sub'}: Not a directory"
     assert afile.read_text() == "x"
+
+
+def test_anonymize_warns_when_identity_models_still_match_a_face(tmp_path, portrait_path):
+    """A weak setting (exactly 0.25, no k-Same, no reshape) leaves the face recognised: the job says so on stderr,
+    with where to look and how to blur such faces; a face that is no longer matched gets no warning."""
+    if not get_op("anonymize").available():
+        pytest.skip("translator not installed")
+    out = tmp_path / "weak"
+    r = CliRunner().invoke(main, ["anonymize", str(portrait_path), "-o", str(out), "-q", "--strength", "0.25",
+                                  "--ksame", "0", "--reshape", "0"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output.splitlines()[0])
+    assert summary["still_same_person"] == 1
+    (warning,) = [line for line in r.output.splitlines() if line.startswith("warning: ")]
+    assert "dlib 1" in warning and f"report sheet {out} --flagged" in warning and "--fallback blur" in warning
+    r = CliRunner().invoke(main, ["anonymize", str(portrait_path), "-o", str(tmp_path / "default"), "-q",
+                                  "--seed", "1"])
+    summary = json.loads(r.output.splitlines()[0])
+    assert summary["still_same_person"] == 0 and "warning:" not in r.output
