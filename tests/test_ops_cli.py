@@ -65,11 +65,11 @@ def test_anonymize_warns_when_identity_models_still_match_a_face(tmp_path, portr
     r = CliRunner().invoke(main, ["anonymize", str(portrait_path), "-o", str(out), "-q", "--strength", "0.25",
                                   "--ksame", "0", "--reshape", "0"])
     assert r.exit_code == 0, r.output
-    summary = json.loads(r.output.splitlines()[0])
+    summary = json.loads(r.output.splitlines()[-1])  # the summary stays the last line
     assert summary["still_same_person"] == 1
     (warning,) = [line for line in r.output.splitlines() if line.startswith("warning: ")]
     assert "dlib 1" in warning and f"report sheet {out} --flagged" in warning and "--fallback blur" in warning
     r = CliRunner().invoke(main, ["anonymize", str(portrait_path), "-o", str(tmp_path / "default"), "-q",
                                   "--seed", "1"])
-    summary = json.loads(r.output.splitlines()[0])
+    summary = json.loads(r.output.splitlines()[-1])
     assert summary["still_same_person"] == 0 and "warning:" not in r.output

@@ -25,14 +25,15 @@ def _make(op):
         summary = {"operation": op.name, "processed": s.processed, "skipped": s.skipped, "failed": s.failed,
                    "faces": s.faces, "report": str(s.report)}
         summary.update(_proof_counts(s.report))
-        click.echo(json.dumps(summary))
         still = (summary.get("still_same_person", 0), summary.get("still_same_person_second_model", 0))
-        if op.name == "anonymize" and max(still) > 0:  # the job's promise not kept for some faces: say so
+        if op.name == "anonymize" and max(still) > 0:  # the job's promise not kept for some faces: said
+            # before the summary, so the summary stays the last line
             click.echo(f"warning: identity models still match faces of this job's report (dlib {still[0]}, faceres "
                        f"{still[1] if 'still_same_person_second_model' in summary else 'not fetched'}, of "
                        f"{summary.get('report_faces', '?')}; their rows say same_person / same_person_2): check them "
                        f"with `facegan report sheet {out} --flagged`, or run with --fallback blur to blur such faces",
                        err=True)
+        click.echo(json.dumps(summary))
         if s.failed:
             for f, code, msg in s.errors:  # the file named once (a read error's message starts with it)
                 click.echo(f"error: {f}: {msg[len(f) + 2:] if msg.startswith(f'{f}: ') else msg}", err=True)
