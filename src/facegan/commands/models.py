@@ -20,7 +20,8 @@ def command():
 @command.command("list")
 def list_models():
     """One JSON line per model: name, kind (shipped: inside the package; packaged: another pip
-    package; optional: fetched by `facegan models fetch`), whether it is here, and its path."""
+    package; optional: fetched by `facegan models fetch`), whether it is here, and its path; last, the
+    runtime: which ONNX Runtime providers the models run on ($FACEGAN_DEVICE: auto, cpu or cuda)."""
     import importlib.util
 
     from .. import weights
@@ -37,6 +38,9 @@ def list_models():
                            "path": str(here) if here else None,
                            "used_for": "the ops' gender vote (judge 3), the evaluation's second identity model",
                            "fetch": "facegan models fetch faceres"}))
+    from ..runtime import describe  # where the ONNX models run ($FACEGAN_DEVICE)
+
+    click.echo(json.dumps({"name": "onnxruntime", "kind": "runtime", "available": True, **describe()}))
 
 
 @command.command("fetch")

@@ -154,6 +154,8 @@ class OnnxGenerator:
     def __init__(self, path: str | Path, *, threads: int | None = None, target: str | int | None = None):
         import onnxruntime as ort
 
+        from ..runtime import ort_providers
+
         path = Path(path)
         if not path.exists():
             raise InputNotFoundError(f"model not found: {path}")
@@ -163,7 +165,7 @@ class OnnxGenerator:
             opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=ort_providers())
         except Exception as e:
             raise ModelError(f"{path}: ONNX Runtime cannot load it: {e}") from None
         raw = self.session.get_modelmeta().custom_metadata_map.get(META_KEY)

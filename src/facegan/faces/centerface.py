@@ -58,6 +58,8 @@ def _session(path: Path, threads: int = 1):
     import onnx
     import onnxruntime as ort
 
+    from ..runtime import ort_providers
+
     m = onnx.load(str(path))
     inits = {i.name for i in m.graph.initializer}
     keep = [i for i in m.graph.input if i.name not in inits]
@@ -76,7 +78,7 @@ def _session(path: Path, threads: int = 1):
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")  # shares the cores with PyTorch / dlib
-    return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(m.SerializeToString(), so, providers=ort_providers())
 
 
 def hog_like_rect(l5: np.ndarray) -> tuple[float, float, float, float]:

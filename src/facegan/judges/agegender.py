@@ -35,13 +35,15 @@ class AgeGenderJudge:
     def __init__(self):
         import onnxruntime as ort
 
+        from ..runtime import ort_providers
+
         d = _pkg_dir()
         self.manifest = json.loads((d / "manifest.json").read_text())
         so = ort.SessionOptions()
         so.intra_op_num_threads = 1
         so.inter_op_num_threads = 1
-        self.gender_sess = ort.InferenceSession(str(d / "gender-v1.onnx"), so, providers=["CPUExecutionProvider"])
-        self.age_sess = ort.InferenceSession(str(d / "age-v1.onnx"), so, providers=["CPUExecutionProvider"])
+        self.gender_sess = ort.InferenceSession(str(d / "gender-v1.onnx"), so, providers=ort_providers())
+        self.age_sess = ort.InferenceSession(str(d / "age-v1.onnx"), so, providers=ort_providers())
         g = self.manifest["models"]["gender"]
         self.labels = g["labels"]  # ["female", "male"]
         self.means = np.asarray(g["input"]["normalization"]["means"], np.float32)

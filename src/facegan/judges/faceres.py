@@ -280,10 +280,12 @@ def _onnx_session(folder: Path):
             return None
         import onnxruntime as ort
 
+        from ..runtime import ort_providers
+
         so = ort.SessionOptions()
         so.intra_op_num_threads = torch.get_num_threads()
         # no busy-waiting between calls: the ops interleave it with PyTorch and dlib on the same cores
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        return ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(onnx_path), so, providers=ort_providers())
     except Exception:  # an unreadable record or model: the PyTorch path still works
         return None

@@ -30,6 +30,7 @@ def _onnx_delta_session(net, size: int, threads: int | None = None):
     import torch
 
     from ..export.onnx import _quiet
+    from ..runtime import ort_providers
 
     class _Delta(torch.nn.Module):
         def __init__(self, net):
@@ -50,7 +51,7 @@ def _onnx_delta_session(net, size: int, threads: int | None = None):
     if threads:
         opts.intra_op_num_threads = int(threads)
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # shares the cores with PyTorch / dlib
-    return ort.InferenceSession(buf.getvalue(), sess_options=opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(buf.getvalue(), sess_options=opts, providers=ort_providers())
 
 
 def crops_to_nchw(crops: np.ndarray) -> np.ndarray:
