@@ -510,3 +510,20 @@ def test_anonymize_answers_keep_its_random_draws_secret(client, photo):
     for text in (r.text, client.post("/api/run/anonymize/image", content=photo,
                                      headers={"content-type": "image/jpeg"}).headers["X-Facegan-Report"]):
         assert "pins" not in text and "reshape_state" not in text and "neighbours" not in text
+
+
+def test_page_status_warns_when_anonymize_leaves_a_face_recognised():
+    from types import SimpleNamespace
+
+    from facegan.server.page import _done, _status
+
+    op = SimpleNamespace(name="anonymize", title="Anonymize")
+    ok = SimpleNamespace(faces=[{"same_person": False, "same_person_2": False}], synthetic=True, time_s=1.0)
+    kind, msg = _done(op, ok)
+    assert kind == "ok" and msg.startswith("Done: Anonymize, 1 face,")
+    left = SimpleNamespace(faces=[{"same_person": False, "same_person_2": True}, {"same_person": False}],
+                           synthetic=True, time_s=1.0)
+    kind, msg = _done(op, left)
+    assert kind == "warn" and "still match 1 of the faces" in msg and "blur" in msg
+    assert 'class="warn"' in _status(kind, msg)
+    assert _done(SimpleNamespace(name="swap-gender", title="Swap"), left)[0] == "ok"  # not its promise

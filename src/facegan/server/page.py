@@ -29,7 +29,7 @@ CSS = """
 .fg-pair img {max-width: 100%; max-height: 520px; border-radius: 6px; background: #f4f4f4;}
 .fg-pair figcaption {font-weight: 600; margin-top: 4px;}
 .fg-empty {color: #777; padding: 48px 8px; text-align: center; border: 1px dashed #bbb; border-radius: 6px;}
-#fg-status .ok {color: #11733b;} #fg-status .err {color: #b00020;}
+#fg-status .ok {color: #11733b;} #fg-status .err {color: #b00020;} #fg-status .warn {color: #9a5b00;}
 .fg-download a {font-weight: 600;}
 """
 
@@ -37,8 +37,20 @@ _PREFERRED = ("swap-gender", "anonymize", "blur", "pixelate")
 
 
 def _status(kind: str, text: str) -> str:
-    icon = {"ok": "&#10003;", "err": "&#10007;", "info": "&#8505;"}[kind]
+    icon = {"ok": "&#10003;", "err": "&#10007;", "info": "&#8505;", "warn": "&#9888;"}[kind]
     return f'<div id="fg-status-msg" class="{kind}" data-kind="{kind}">{icon} {text}</div>'
+
+
+def _done(op, res) -> tuple[str, str]:
+    """The status line after a run: (kind, text). ``anonymize`` says when an identity model still matches a face."""
+    n = len(res.faces)
+    synth = "contains generated pixels - marked synthetic in its metadata" if res.synthetic else "no generated pixels"
+    msg = f"Done: {op.title}, {n} face{'s' if n != 1 else ''}, {res.time_s:.1f} s ({synth})."
+    still = [r for r in res.faces if r.get("same_person") is True or r.get("same_person_2") is True]
+    if op.name == "anonymize" and still:  # the promise not kept for these faces: said, not buried in the table
+        return "warn", (msg + f" Identity models still match {len(still)} of the faces (rows 'same person'): not "
+                        "anonymous; run again with fallback 'blur' to blur such faces.")
+    return "ok", msg
 
 
 def _pair(before: str | None, after: str | None, after_caption: str = "After") -> str:
@@ -215,13 +227,10 @@ def build_page(ctx: ServerContext):
             fname = f"{stem}-{op.name}.{res.output_format}"
             token = store.put(res.data, res.media_type, fname)
             headers, rows = _table(res.faces)
-            n = len(res.faces)
-            synth = ("contains generated pixels - marked synthetic in its metadata" if res.synthetic
-                     else "no generated pixels")
-            msg = f"Done: {op.title}, {n} face{'s' if n != 1 else ''}, {res.time_s:.1f} s ({synth})."
+            kind, msg = _done(op, res)
             link = (f'<a id="fg-download-link" href="/api/results/{token}?download=1" download="{html.escape(fname)}">'
                     f"Download the result ({res.output_format.upper()}, {fmt_bytes(len(res.data))})</a>")
-            return {status: _status("ok", msg),
+            return {status: _status(kind, msg),
                     pair: _pair(f"/api/results/{state['preview']}", f"/api/results/{token}", f"After: {op.title}"),
                     download: link, faces: gr.update(value=rows, headers=headers)}
 
