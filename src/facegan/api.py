@@ -112,8 +112,19 @@ def load(image: Image, *, max_pixels: int | None = None):
     raise TypeError(f"expected a path, bytes, a PIL image or a numpy array, got {type(image).__name__}")
 
 
-def process(operation: str, image: Image, *, max_pixels: int | None = None, **options) -> Result:
-    """Runs the registered ``operation`` (``facegan.operations()``) on one photo."""
+def keep_list(keep):
+    """``keep`` as a :class:`~facegan.faces.keep.KeepList`: None, one, or reference photo path(s) / a folder."""
+    from .faces.keep import KeepList
+
+    if keep is None or isinstance(keep, KeepList):
+        return keep
+    return KeepList.from_paths(keep)
+
+
+def process(operation: str, image: Image, *, max_pixels: int | None = None, keep=None, **options) -> Result:
+    """Runs the registered ``operation`` (``facegan.operations()``) on one photo. ``keep``: photos of people to
+    leave as they are (a path, a list, a folder, or a ``KeepList`` made once for many calls) — their faces are not
+    changed and their rows say ``kept``."""
     from .errors import ModelError
     from .ops import get_op
 
@@ -121,8 +132,10 @@ def process(operation: str, image: Image, *, max_pixels: int | None = None, **op
     opts = op.parse_options(options)
     if not op.available():
         raise ModelError(f"{op.name}: its model is not installed")
+    from .faces.keep import run_keeping
+
     photo, source = load(image, max_pixels=max_pixels)
-    res = op.run(photo.rgb, **opts)
+    res = run_keeping(op, photo.rgb, opts, keep_list(keep))
     return Result(operation=op.name, options=opts, image=res.image, faces=res.faces, synthetic=bool(res.synthetic),
                   info=res.info, source=source, _photo=photo)
 
@@ -147,16 +160,17 @@ def pixelate(image: Image, **options) -> Result:
 
 def process_folder(operation: str, inputs, out_dir: str | os.PathLike, *, overwrite: bool = False, suffix: str = "",
                    fmt: str | None = None, workers: int = 1, progress: bool = True, max_pixels: int | None = None,
-                   shard: str | None = None, **options):
+                   shard: str | None = None, keep=None, **options):
     """The CLI's batch job: every photo (and, for ops that take them, video) under ``inputs`` (a path or a list)
     into ``out_dir`` with the tree mirrored, ``report.json`` / ``report.csv`` / the journal written as it goes, a
-    re-run skipping what is done. Returns the job's summary (processed, skipped, failed, faces, errors, report)."""
+    re-run skipping what is done; ``keep`` as for :func:`process`. Returns the job's summary (processed, skipped,
+    failed, faces, errors, report)."""
     from .ops import get_op
     from .run import run_op
 
     paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     return run_op(get_op(operation), paths, out_dir, options, suffix=suffix, overwrite=overwrite, progress=progress,
-                  max_pixels=max_pixels, fmt=fmt, workers=workers, shard=shard)
+                  max_pixels=max_pixels, fmt=fmt, workers=workers, shard=shard, keep=keep_list(keep))
 
 
 def detect(image: Image, detector: str = "centerface", *, max_pixels: int | None = None) -> list:

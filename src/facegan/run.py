@@ -209,9 +209,11 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def _process(op: Operation, opts: dict, src: Path, dst: Path, out_dir: Path,
-             max_pixels: int | None, progress: bool = False) -> tuple[list[dict], tuple | None]:
+             max_pixels: int | None, progress: bool = False, keep=None) -> tuple[list[dict], tuple | None]:
     """One photo (or video, for ops that take them: ``facegan.video``): read, run the op, write the output.
-    Returns its report rows and, for one that failed with a facegan error, (file, code, message)."""
+    Returns its report rows and, for one that failed with a facegan error, (file, code, message). ``keep``: a
+    :class:`~facegan.faces.keep.KeepList` of people whose faces stay as they are."""
+    from .faces.keep import run_keeping
     from .io import read_photo, stored_like, write_image
     from .io.video import is_video_path
 
@@ -220,11 +222,12 @@ def _process(op: Operation, opts: dict, src: Path, dst: Path, out_dir: Path,
         if is_video_path(src) and getattr(op, "video", None):
             from .video import process_video
 
-            rows = process_video(op, opts, src, dst, _rel(dst, out_dir), max_pixels=max_pixels, progress=progress)
+            rows = process_video(op, opts, src, dst, _rel(dst, out_dir), max_pixels=max_pixels, progress=progress,
+                                 keep=keep)
             return [{"file": str(src), "output": str(dst), **r} for r in rows], None
         photo = read_photo(src, max_pixels=max_pixels)
         seeded = {"seed": photo_seed(opts["seed"], _rel(dst, out_dir))} if opts.get("seed") is not None else {}
-        res = op.run(photo.rgb, **{**opts, **seeded})
+        res = run_keeping(op, photo.rgb, {**opts, **seeded}, keep)
         dst.parent.mkdir(parents=True, exist_ok=True)
         # the input's transparency and grey mode come back (the operation works on RGB over white)
         write_image(dst, stored_like(photo, res.image, dst.suffix), synthetic=res.synthetic, overwrite=True,
@@ -250,22 +253,26 @@ def _worker_init(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _process_by_name(name: str, opts: dict, src: Path, dst: Path, out_dir: Path, max_pixels: int | None):
+def _process_by_name(name: str, opts: dict, src: Path, dst: Path, out_dir: Path, max_pixels: int | None, keep=None):
     from .ops import get_op
 
-    return _process(get_op(name), opts, src, dst, out_dir, max_pixels)
+    return _process(get_op(name), opts, src, dst, out_dir, max_pixels, keep=keep)
 
 
 def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options: dict | None = None,
            suffix: str = "", overwrite: bool = False, progress: bool = True, max_pixels: int | None = None,
-           fmt: str | None = None, workers: int = 1, shard: tuple[int, int] | str | None = None) -> JobSummary:
+           fmt: str | None = None, workers: int = 1, shard: tuple[int, int] | str | None = None,
+           keep=None) -> JobSummary:
     """``workers`` > 1: photos are processed by that many worker processes (each loads the models once,
     a few seconds, and takes its share of the cores), for large folders; outputs and rows are the
     same as with one. Only for registered operations (``facegan.ops.get_op`` finds them by name).
 
     ``shard`` (I, N) or "I/N": only this machine's share of the photos (:func:`in_shard`: by a hash of
     each output path), with its own journal and reports (``report.shard-I-of-N.*``) so N machines can
-    write into one shared output folder; :func:`merge_reports` (``facegan report merge``) joins them."""
+    write into one shared output folder; :func:`merge_reports` (``facegan report merge``) joins them.
+
+    ``keep``: a :class:`~facegan.faces.keep.KeepList` (``--keep-face``): its people's faces stay as they are, their
+    rows say so; the job's meta names the reference photos."""
     from tqdm import tqdm
 
     from .io import iter_images
@@ -331,7 +338,8 @@ def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options
     done_outputs = {r["output"] for rows in by_file.values() for r in rows}
     _rewrite_journal(out_dir, by_file, stem)  # compacted: what this run starts from
     meta = {"operation": op.name, "options": opts, "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "inputs": [str(i) for i in inputs], **({"shard": f"{shard[0]}/{shard[1]}"} if shard else {})}
+            "inputs": [str(i) for i in inputs], **({"shard": f"{shard[0]}/{shard[1]}"} if shard else {}),
+            **({"keep_face": keep.sources, "keep_distance": keep.distance} if keep else {})}
     s = JobSummary()
     bar = tqdm(total=len(jobs), disable=not progress, desc=op.name, unit="photo")
     clock = {"last": time.perf_counter(), "cost": 0.0}
@@ -372,7 +380,7 @@ def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options
             todo.append((src, dst))
         if workers == 1 or len(todo) < 2:
             for src, dst in todo:
-                record(src, *_process(op, opts, src, dst, out_dir, max_pixels, progress))
+                record(src, *_process(op, opts, src, dst, out_dir, max_pixels, progress, keep))
                 bar.update(1)
         else:
             import multiprocessing
@@ -384,7 +392,7 @@ def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options
             # spawn: fresh interpreters (a forked PyTorch / OpenMP runtime can hang)
             pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"),
                                        initializer=_worker_init, initargs=(threads,))
-            futures = {pool.submit(_process_by_name, op.name, opts, src, dst, out_dir, max_pixels): src
+            futures = {pool.submit(_process_by_name, op.name, opts, src, dst, out_dir, max_pixels, keep): src
                        for src, dst in todo}
             for fut in as_completed(futures):
                 try:

@@ -45,7 +45,7 @@ TRACK_ROW = ("status", "gender_before", "p_female_before", "age_before", "gender
              "strength", "strengths_tried", "reshape", "reshape_draws", "ksame", "ksame_bank", "chroma", "eye_chroma",
              "eye_lighten", "keep_tone", "keep_hair", "refine", "refiner", "restore", "restorer", "redraw_large", "redraw_size",
              "fallback", "unsure_source", "sigma_px", "cell_px",
-             "too_small")
+             "too_small", "keep_distance")
 # a track that starts after another ended (the face left the picture, or a cut) is the same person when dlib's
 # descriptors of the two keyframes lie closer than this (dlib's own rule is 0.6; stricter, since a merge
 # hands the later track the earlier one's decision, its direction included): it gets the same pin, one look
@@ -118,7 +118,7 @@ def _frames(info, start: int, stop: int):
 
 
 def process_video(op: Operation, opts: dict, src: Path, dst: Path, key: str, max_pixels: int | None = None,
-                  progress: bool = False, max_frames: int | None = None) -> list[dict]:
+                  progress: bool = False, max_frames: int | None = None, keep=None) -> list[dict]:
     """One video through ``op`` into ``dst`` (MP4). Returns one report row per face track (without
     ``file`` / ``output``). Raises NoFaceError when no frame has a face (nothing is written)."""
     from .io.video import VideoWriter, iter_frames, probe_video
@@ -146,6 +146,7 @@ def process_video(op: Operation, opts: dict, src: Path, dst: Path, key: str, max
             for t in _check_frames(k, keyframes[k.id]):
                 cut.setdefault(t, []).append(k)
     regions: dict[int, list] = {k.id: [] for k in tracks}
+    kept: dict[int, float] = {}  # track id -> distance to the nearest --keep-face reference
     person: dict[int, int] = {}  # track id -> the track whose decision it shares (itself, or an earlier one)
     seen: list[tuple] = []  # (track, dlib descriptor of its keyframe face) of the tracks decided so far
     with _bar(n_frames, "decide per face", progress) as bar:
@@ -155,6 +156,13 @@ def process_video(op: Operation, opts: dict, src: Path, dst: Path, key: str, max
                 regions[k.id].append((t, *_region(frame, k.faces[t])))
             for k in want.get(t, ()):
                 person[k.id] = k.id
+                if keep:  # one of the people to leave alone (--keep-face): decided on its keyframe, never changed
+                    from .faces.keep import kept_row
+
+                    d = keep.match(_descriptor(frame, k.faces[t]))
+                    if d is not None:
+                        kept[k.id], pins[k.id], key_rows[k.id] = d, None, kept_row(k.id, k.faces[t], d)
+                        continue
                 if tracked:
                     desc = _descriptor(frame, k.faces[t])
                     lead = _same_person(k, desc, seen, tracks, person)
@@ -212,7 +220,7 @@ def process_video(op: Operation, opts: dict, src: Path, dst: Path, key: str, max
     with VideoWriter(dst, info.fps, synthetic=synthetic, operation=op.name, audio_from=src, protect=[src],
                      overwrite=True) as w, _bar(n_frames, "write", progress) as bar:
         for t, frame in enumerate(iter_frames(info, max_frames)):
-            ks = by_frame.get(t, [])
+            ks = [k for k in by_frame.get(t, []) if k.id not in kept]
             if not ks:
                 w.write(frame)
                 bar.update(1)

@@ -13,15 +13,16 @@ _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 def _make(op):
     @click.pass_context
-    def cb(ctx, inputs, out, suffix, overwrite, quiet, max_pixels, fmt, workers, shard, **kw):
+    def cb(ctx, inputs, out, suffix, overwrite, quiet, max_pixels, fmt, workers, shard, keep_face, **kw):
         from ..errors import ModelError
+        from ..faces.keep import KeepList
         from ..run import run_op
 
         if not op.available():
             raise ModelError(f"{op.name}: its model is not installed")
         s = run_op(op, list(inputs), out, kw,
                    suffix=suffix, overwrite=overwrite, progress=not quiet, max_pixels=max_pixels, fmt=fmt,
-                   workers=workers, shard=shard)
+                   workers=workers, shard=shard, keep=KeepList.from_paths(keep_face) if keep_face else None)
         summary = {"operation": op.name, "processed": s.processed, "skipped": s.skipped, "failed": s.failed,
                    "faces": s.faces, "report": str(s.report)}
         summary.update(_proof_counts(s.report))
@@ -52,6 +53,9 @@ def _make(op):
               click.Option(["--workers"], type=click.IntRange(min=1), default=1, show_default=True,
                            help="worker processes for a folder (each loads the models once, a few seconds, and "
                                 "takes its share of the cores; on 2 cores, 30 portraits through anonymize: 14.8 s with 2 workers, 17.6 s with 1)"),
+              click.Option(["--keep-face", "keep_face"], multiple=True, type=click.Path(exists=True), metavar="PHOTO",
+                           help="a photo (or folder of photos) of someone to leave as they are: faces dlib finds closer "
+                                "than 0.5 to one of them are not changed and reported as kept (repeatable)"),
               click.Option(["--shard"], default=None, metavar="I/N",
                            help="only this machine's share of the photos (0 <= I < N, split by a hash of each output "
                                 "path), with its own report.shard-I-of-N.*; run I = 0..N-1 on N machines into one "

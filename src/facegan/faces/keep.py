@@ -1,0 +1,100 @@
+"""Faces to leave alone: people who agreed to be shown (``--keep-face ME.jpg``), everyone else changed.
+
+A reference photo gives its largest face's dlib descriptor; a face in a photo (or a video's face track, on its
+keyframe) whose descriptor lies closer than ``KEEP_DISTANCE`` to any reference is kept as it is and reported as
+kept. The distance is stricter than dlib's own 0.6: a bystander wrongly kept is a privacy failure, a kept person
+wrongly changed only an inconvenience. Only the descriptors are held, never the reference photos' pixels.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+KEEP_DISTANCE = 0.5  # dlib descriptor distance under which a face is one of the kept people
+DETECTOR = "centerface"
+
+
+@dataclass
+class KeepList:
+    descriptors: np.ndarray = field(default_factory=lambda: np.zeros((0, 128), np.float32))
+    sources: list[str] = field(default_factory=list)
+    distance: float = KEEP_DISTANCE
+
+    def __bool__(self) -> bool:
+        return len(self.descriptors) > 0
+
+    @classmethod
+    def from_paths(cls, paths, distance: float = KEEP_DISTANCE) -> "KeepList":
+        """One descriptor per reference photo (its largest face); a folder gives each image in it. A reference
+        without a face, or unreadable, is an error: a silently missing reference would change that person."""
+        from ..errors import ConfigError, FaceganError, NoFaceError
+        from ..io import iter_images, read_image
+        from ..judges.identity import get_identity
+        from .detect import detect_faces
+
+        files: list[Path] = []
+        for p in [paths] if isinstance(paths, (str, os.PathLike)) else list(paths):
+            files += iter_images(p)
+        if not files:
+            raise ConfigError(f"--keep-face: no reference photo in {paths}")
+        ident = get_identity()
+        out = []
+        for f in files:
+            try:
+                rgb = read_image(f)
+            except FaceganError as e:
+                raise ConfigError(f"--keep-face reference {f}: {e}") from None
+            faces = detect_faces(rgb, DETECTOR)
+            if not faces:
+                raise NoFaceError(f"--keep-face reference {f}: no face found in it")
+            face = max(faces, key=lambda x: x.width * x.height)
+            out.append(ident.embed(rgb, face))
+        return cls(np.asarray(out, np.float32), [str(f) for f in files], float(distance))
+
+    def match(self, descriptor: np.ndarray) -> float | None:
+        """The distance to the nearest reference when it is under the keep distance, else None."""
+        if not self:
+            return None
+        d = float(np.linalg.norm(self.descriptors - np.asarray(descriptor, np.float32)[None], axis=1).min())
+        return d if d < self.distance else None
+
+    def split(self, rgb: np.ndarray, faces: list) -> tuple[list[int], dict[int, float]]:
+        """(indices of ``faces`` to change, {index: distance} of the kept ones)."""
+        from ..judges.identity import get_identity
+
+        if not self or not faces:
+            return list(range(len(faces))), {}
+        desc = get_identity().embed_many(rgb, faces)
+        kept = {i: d for i, d in enumerate(self.match(x) for x in desc) if d is not None}
+        return [i for i in range(len(faces)) if i not in kept], kept
+
+
+def kept_row(index: int, face, distance: float) -> dict:
+    return {"face": index, "box": [round(float(v), 1) for v in face.box], "score": round(float(face.score), 3),
+            "status": "kept (matches a --keep-face reference)", "keep_distance": round(distance, 4)}
+
+
+def run_keeping(op, rgb: np.ndarray, options: dict, keep: KeepList | None):
+    """``op`` on ``rgb`` with the faces of ``keep``'s people left as they are (their rows say so)."""
+    from ..ops.base import OpResult
+    from .detect import detect_faces
+
+    if not keep:
+        return op.run(rgb, **options)
+    faces = detect_faces(rgb, options.get("detector") or DETECTOR)
+    faces.sort(key=lambda f: (f.box[0], f.box[1]))
+    change, kept = keep.split(rgb, faces)
+    rows = [kept_row(i, faces[i], d) for i, d in kept.items()]
+    if not change:
+        if not faces:
+            return op.run(rgb, **options)  # the op's own "no face" error
+        return OpResult(image=rgb.copy(), faces=rows, synthetic=False)
+    res = op.run(rgb, **options, faces=[faces[i] for i in change])
+    for r in res.faces:
+        if isinstance(r.get("face"), int) and 0 <= r["face"] < len(change):
+            r["face"] = change[r["face"]]
+    res.faces = sorted(res.faces + rows, key=lambda r: r.get("face", 0))
+    return res

@@ -1,0 +1,80 @@
+"""--keep-face: the people in reference photos are left as they are (their rows say kept), everyone else changed;
+photos, folders, videos, the Python API. Fixtures: two_faces.jpg holds happy1.jpg's face (dlib distance 0.06) and
+art_18.jpg's; happy.jpg and sad.jpg are one person in two photos (0.39)."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import facegan
+from facegan.cli import main
+from facegan.errors import NoFaceError
+from facegan.faces.keep import KEEP_DISTANCE, KeepList
+from facegan.io import read_image
+
+
+def test_the_kept_person_stays_the_other_is_changed(tmp_path, fixtures_dir):
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["blur", str(fixtures_dir / "two_faces.jpg"), "-o", str(out), "-q",
+                                  "--keep-face", str(fixtures_dir / "happy1.jpg")])
+    assert r.exit_code == 0, r.output
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["meta"]["keep_face"] == [str(fixtures_dir / "happy1.jpg")]
+    rows = sorted(rep["faces"], key=lambda x: x["face"])
+    assert [x["face"] for x in rows] == [0, 1]
+    assert rows[0]["status"].startswith("kept") and rows[0]["keep_distance"] < KEEP_DISTANCE
+    assert rows[1]["status"] == "blurred"
+    a, b = read_image(fixtures_dir / "two_faces.jpg").astype(int), read_image(out / "two_faces.jpg").astype(int)
+    left, right = (int(v) for v in rows[0]["box"][:3:2]), (int(v) for v in rows[1]["box"][:3:2])
+    x0, x1 = left
+    assert np.abs(a[:, x0:x1] - b[:, x0:x1]).mean() < 2  # JPEG round trip only
+    x0, x1 = right
+    assert np.abs(a[:, x0:x1] - b[:, x0:x1]).mean() > 5
+
+
+def test_another_photo_of_the_person_keeps_them_and_nothing_is_generated(fixtures_dir, tmp_path):
+    from facegan.ops import get_op
+
+    if not get_op("anonymize").available():
+        pytest.skip("translator not installed")
+    r = facegan.anonymize(fixtures_dir / "happy.jpg", keep=fixtures_dir / "sad.jpg")
+    (row,) = r.faces
+    assert row["status"].startswith("kept") and 0.3 < row["keep_distance"] < KEEP_DISTANCE
+    assert not r.synthetic and np.array_equal(r.image, read_image(fixtures_dir / "happy.jpg"))
+    other = facegan.anonymize(fixtures_dir / "happy.jpg", keep=fixtures_dir / "art_18.jpg", seed=1)
+    assert other.faces[0]["status"] == "changed" and other.synthetic
+
+
+def test_references_are_checked_and_a_folder_gives_several(tmp_path, fixtures_dir):
+    blank = tmp_path / "wall.png"
+    from PIL import Image
+
+    Image.new("RGB", (120, 90), (128, 128, 128)).save(blank)
+    with pytest.raises(NoFaceError, match="keep-face reference"):
+        KeepList.from_paths([blank])
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    for n in ("happy1.jpg", "art_18.jpg"):
+        shutil.copy(fixtures_dir / n, refs / n)
+    k = KeepList.from_paths(refs)
+    assert len(k.descriptors) == 2 and len(k.sources) == 2
+    res = facegan.blur(fixtures_dir / "two_faces.jpg", keep=k)
+    assert [x["status"][:4] for x in res.faces] == ["kept", "kept"] and not res.synthetic
+
+
+def test_a_video_track_of_the_kept_person_is_left_alone(tmp_path, fixtures_dir):
+    from test_video import _clip_of
+
+    rgb = read_image(fixtures_dir / "two_faces.jpg")
+    h, w = rgb.shape[:2]
+    rgb = np.ascontiguousarray(rgb[: h // 2 * 2, : w // 2 * 2])
+    clip = _clip_of(tmp_path / "two.mp4", [rgb] * 6)
+    s = facegan.process_folder("blur", clip, tmp_path / "out", progress=False, keep=fixtures_dir / "happy1.jpg")
+    assert (s.processed, s.failed) == (1, 0)
+    rows = sorted(json.loads((tmp_path / "out" / "report.json").read_text())["faces"], key=lambda r: r["box"][0])
+    assert len(rows) == 2 and rows[0]["status"].startswith("kept") and "keep_distance" in rows[0]
+    assert rows[1]["status"] == "blurred"
