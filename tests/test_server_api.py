@@ -527,3 +527,24 @@ def test_page_status_warns_when_anonymize_leaves_a_face_recognised():
     assert kind == "warn" and "still match 1 of the faces" in msg and "blur" in msg
     assert 'class="warn"' in _status(kind, msg)
     assert _done(SimpleNamespace(name="swap-gender", title="Swap"), left)[0] == "ok"  # not its promise
+
+
+def test_keep_photos_leave_their_people_alone(client, fixtures_dir):
+    """The form's `keep` files (up to 4, each checked like the photo): faces of those people are not changed."""
+    two = (fixtures_dir / "two_faces.jpg").read_bytes()
+    me = (fixtures_dir / "happy1.jpg").read_bytes()
+    r = client.post("/api/run/blur", files=[("file", ("two.jpg", two, "image/jpeg")), ("keep", ("me.jpg", me, "image/jpeg"))])
+    assert r.status_code == 200, r.text
+    assert [(f["face"], f["status"][:4]) for f in r.json()["faces"]] == [(0, "kept"), (1, "blur")]
+    r = client.post("/api/run/blur", files=[("file", ("two.jpg", two, "image/jpeg")),
+                                            ("keep", ("x.gif", b"GIF89a" + bytes(64), "image/gif"))])
+    assert r.status_code == 415 and "x.gif" in r.json()["message"]
+    wall = io.BytesIO()
+    Image.new("RGB", (100, 100), (128, 128, 128)).save(wall, "PNG")
+    r = client.post("/api/run/blur", files=[("file", ("two.jpg", two, "image/jpeg")),
+                                            ("keep", ("wall.png", wall.getvalue(), "image/png"))])
+    assert r.status_code == 422 and "keep-face reference wall.png" in r.json()["message"]
+    r = client.post("/api/run/blur", files=[("file", ("a.jpg", two, "image/jpeg")), ("file", ("b.jpg", two, "image/jpeg"))])
+    assert r.status_code == 400 and "one photo per request" in r.json()["message"]
+    r = client.post("/api/run/blur", files=[("file", ("two.jpg", two, "image/jpeg"))] + [("keep", ("me.jpg", me, "image/jpeg"))] * 5)
+    assert r.status_code == 400

@@ -30,29 +30,37 @@ class KeepList:
     def from_paths(cls, paths, distance: float = KEEP_DISTANCE) -> "KeepList":
         """One descriptor per reference photo (its largest face); a folder gives each image in it. A reference
         without a face, or unreadable, is an error: a silently missing reference would change that person."""
-        from ..errors import ConfigError, FaceganError, NoFaceError
+        from ..errors import ConfigError, FaceganError
         from ..io import iter_images, read_image
-        from ..judges.identity import get_identity
-        from .detect import detect_faces
 
         files: list[Path] = []
         for p in [paths] if isinstance(paths, (str, os.PathLike)) else list(paths):
             files += iter_images(p)
         if not files:
             raise ConfigError(f"--keep-face: no reference photo in {paths}")
-        ident = get_identity()
-        out = []
+        photos = []
         for f in files:
             try:
-                rgb = read_image(f)
+                photos.append((read_image(f), str(f)))
             except FaceganError as e:
-                raise ConfigError(f"--keep-face reference {f}: {e}") from None
+                raise ConfigError(f"keep-face reference {f}: {e}") from None
+        return cls.from_photos(photos, distance)
+
+    @classmethod
+    def from_photos(cls, photos, distance: float = KEEP_DISTANCE) -> "KeepList":
+        """``photos``: (RGB array, label) pairs, each a reference of one person (its largest face)."""
+        from ..errors import NoFaceError
+        from ..judges.identity import get_identity
+        from .detect import detect_faces
+
+        ident = get_identity()
+        out = []
+        for rgb, label in photos:
             faces = detect_faces(rgb, DETECTOR)
             if not faces:
-                raise NoFaceError(f"--keep-face reference {f}: no face found in it")
-            face = max(faces, key=lambda x: x.width * x.height)
-            out.append(ident.embed(rgb, face))
-        return cls(np.asarray(out, np.float32), [str(f) for f in files], float(distance))
+                raise NoFaceError(f"keep-face reference {label}: no face found in it")
+            out.append(ident.embed(rgb, max(faces, key=lambda x: x.width * x.height)))
+        return cls(np.asarray(out, np.float32), [label for _, label in photos], float(distance))
 
     def match(self, descriptor: np.ndarray) -> float | None:
         """The distance to the nearest reference when it is under the keep distance, else None."""
@@ -74,7 +82,7 @@ class KeepList:
 
 def kept_row(index: int, face, distance: float) -> dict:
     return {"face": index, "box": [round(float(v), 1) for v in face.box], "score": round(float(face.score), 3),
-            "status": "kept (matches a --keep-face reference)", "keep_distance": round(distance, 4)}
+            "status": "kept (matches a keep-face reference)", "keep_distance": round(distance, 4)}
 
 
 def run_keeping(op, rgb: np.ndarray, options: dict, keep: KeepList | None):

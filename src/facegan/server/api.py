@@ -39,7 +39,8 @@ from .limits import UploadTooLargeError
 log = logging.getLogger("facegan.server")
 access_log = logging.getLogger("facegan.server.access")
 
-RESERVED_FIELDS = ("file", "options", "output_format")
+RESERVED_FIELDS = ("file", "keep", "options", "output_format")
+MAX_KEEP = 4  # photos of people to leave alone per request (the form's `keep` files; they share the upload limit)
 _FORM_OVERHEAD = 64 * 1024  # multipart headers and option fields on top of the photo itself
 REPORT_HEADER_MAX = 8 * 1024
 _TOKEN_PATH = re.compile(r"^(/api/results/)[^/]+")
@@ -130,6 +131,9 @@ RUN_REQUEST = {"requestBody": {"required": True, "content": {
             "file": {**_IMAGE_SCHEMA, "description": f"the photo ({ACCEPTED_TEXT}; format checked by content)"},
             "options": {"type": "string", "description": 'operation options as a JSON object, e.g. {"to": "female"}'},
             "output_format": {"type": "string", "enum": list(OUTPUT_FORMATS), "default": "png"},
+            "keep": {"type": "array", "items": _IMAGE_SCHEMA, "maxItems": MAX_KEEP,
+                     "description": "photos of people to leave as they are (up to 4, in the upload's size limit): "
+                                    "a face within dlib distance 0.5 of one is not changed, its row says 'kept'"},
         },
         "additionalProperties": {"type": "string",
                                  "description": "any operation option as its own field, e.g. strength=2"},
@@ -233,34 +237,40 @@ async def _read_body(request: Request, limit: int, photo_limit: int) -> bytes:
     return bytes(buf)
 
 
-async def _parse_multipart(request: Request, body: bytes) -> tuple[bytes | None, str, dict[str, str]]:
+async def _parse_multipart(request: Request, body: bytes) -> tuple[bytes | None, str, dict[str, str], list]:
     """Parse a multipart body held in memory; Starlette's spooled files are sized so they never
-    roll over to disk."""
+    roll over to disk. Returns (photo, its name, fields, [(keep photo, its name)])."""
     from starlette.formparsers import MultiPartException, MultiPartParser
 
     async def stream():
         yield body
         yield b""
 
-    parser = MultiPartParser(request.headers, stream(), max_files=1, max_fields=64, max_part_size=64 * 1024)
+    parser = MultiPartParser(request.headers, stream(), max_files=1 + MAX_KEEP, max_fields=64, max_part_size=64 * 1024)
     parser.spool_max_size = len(body) + 1  # the spooled "temporary file" stays in memory
     try:
         form = await parser.parse()
     except MultiPartException as e:
         raise ConfigError(f"bad multipart form: {e.message}") from None
-    data, name, fields = None, "upload", {}
+    data, name, fields, keep = None, "upload", {}, []
     try:
         for key, value in form.multi_items():
             if hasattr(value, "read"):
+                if key == "keep":
+                    keep.append((await value.read(), value.filename or "keep"))
+                    continue
                 if key != "file":
-                    raise ConfigError(f"the photo must be sent in the form field 'file', not {key!r}")
+                    raise ConfigError(f"the photo must be sent in the form field 'file' (people to leave alone in "
+                                      f"'keep'), not {key!r}")
+                if data is not None:
+                    raise ConfigError("one photo per request in 'file'")
                 data = await value.read()
                 name = value.filename or "upload"
             else:
                 fields[key] = value
     finally:
         await form.close()
-    return data, name, fields
+    return data, name, fields, keep
 
 
 def _gather_options(fields: dict[str, str]) -> tuple[dict, str]:
@@ -370,18 +380,20 @@ def create_api(ctx: ServerContext) -> FastAPI:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "multipart/form-data":
             body = await _read_body(request, cfg.max_upload_bytes + _FORM_OVERHEAD, cfg.max_upload_bytes)
-            data, name, fields = await _parse_multipart(request, body)
+            data, name, fields, keep = await _parse_multipart(request, body)
             del body
             if data is None:
                 raise ConfigError("no photo: send it in the multipart form field 'file'")
         else:
             data = await _read_body(request, cfg.max_upload_bytes, cfg.max_upload_bytes)
-            name, fields = "upload", dict(request.query_params)
+            name, fields, keep = "upload", dict(request.query_params), []
         fields = {**{k: v for k, v in request.query_params.items() if k not in fields}, **fields}
         raw, fmt = _gather_options(fields)
         options = op.parse_options(raw)  # 400 on unknown/bad options, before any decoding
         ctx.check_upload(data, name)  # 413 / 415 / 422 (empty) from the first bytes
-        return await ctx.runner.run(ctx.process, op, data, options, fmt, name, deadline=deadline)
+        for kdata, kname in keep:
+            ctx.check_upload(kdata, kname)
+        return await ctx.runner.run(ctx.process, op, data, options, fmt, name, None, keep, deadline=deadline)
 
     @app.post("/api/run/{op}", response_model=RunBody, responses=RUN_RESPONSES, openapi_extra=RUN_REQUEST,
               tags=["operations"], summary="Run an operation (JSON answer, image in base64)", description=RUN_DOC)

@@ -144,8 +144,10 @@ class ServerContext:
         return check_format(data, name)
 
     def process(self, op: Operation, data: bytes, options: dict, out_fmt: str = "png", name: str = "upload",
-                progress=None) -> Processed:
-        """Blocking: decode, run, encode. Call it through ``self.runner``."""
+                progress=None, keep: list[tuple[bytes, str]] = ()) -> Processed:
+        """Blocking: decode, run, encode. Call it through ``self.runner``. ``keep``: (bytes, name) of photos of
+        people to leave as they are (the form's ``keep`` files); only their descriptors are computed, nothing kept."""
+        from ..faces.keep import KeepList, run_keeping
         from ..io import encode_image, read_photo, stored_like
 
         t0 = time.perf_counter()
@@ -156,7 +158,15 @@ class ServerContext:
         rgb = photo.rgb
         if progress:
             progress(0.25, f"running {op.title}")
-        result = op.run(rgb, **options)
+        people = None
+        if keep:
+            refs = []
+            for kdata, kname in keep:
+                self.check_upload(kdata, kname)
+                refs.append((read_photo(kdata, max_pixels=self.config.max_pixels, name=kname).rgb, kname))
+            people = KeepList.from_photos(refs)
+            del refs
+        result = run_keeping(op, rgb, options, people)
         if progress:
             progress(0.85, "encoding the result")
         meta = {"operation": op.name, "options": embeddable(options)}  # the file travels on: no seed in it
