@@ -225,6 +225,28 @@ def test_page_upload_run_download_and_refusal(server, browser, fixtures_dir, tmp
     assert "happy" not in text and "animation" not in text and "wall" not in text
 
 
+def test_page_keeps_the_people_in_reference_photos(server, browser, fixtures_dir):
+    """The optional 'people to leave as they are' upload: their faces are reported kept, the others changed; the
+    reference photos' temp files are gone at once."""
+    app, url = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(60_000)
+    page.goto(url + "/")
+    page.wait_for_selector("#fg-run")
+    page.click("#fg-op input")
+    page.get_by_role("option", name="Blur faces (baseline)", exact=True).click()
+    page.set_input_files("#fg-upload input[type=file]", str(fixtures_dir / "two_faces.jpg"))
+    page.wait_for_selector("#fg-status-msg.ok")
+    page.set_input_files("#fg-keep input[type=file]", str(fixtures_dir / "happy1.jpg"))
+    page.wait_for_function("document.querySelector('#fg-status').innerText.includes('leave as they are: happy1.jpg')")
+    page.click("#fg-run")
+    page.wait_for_selector("#fg-after", timeout=120_000)
+    table = page.inner_text("#fg-faces")
+    assert "kept (matches a keep-face reference)" in table and "blurred" in table
+    assert [p for p in Path(app.state.upload_dir).rglob("*") if p.is_file()] == []
+    page.close()
+
+
 def test_api_docs_render_offline(server, browser):
     """/docs is Swagger UI served by this server itself (no CDN) and shows the run endpoints."""
     _, url = server

@@ -33,14 +33,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..errors import ConfigError, FaceganError
 from .config import ServerConfig
-from .core import ACCEPTED_TEXT, OUTPUT_FORMATS, SERVER_FORMATS, ServerContext, fmt_bytes, output_format
+from .core import ACCEPTED_TEXT, MAX_KEEP, OUTPUT_FORMATS, SERVER_FORMATS, ServerContext, fmt_bytes, output_format
 from .limits import UploadTooLargeError
 
 log = logging.getLogger("facegan.server")
 access_log = logging.getLogger("facegan.server.access")
 
 RESERVED_FIELDS = ("file", "keep", "options", "output_format")
-MAX_KEEP = 4  # photos of people to leave alone per request (the form's `keep` files; they share the upload limit)
 _FORM_OVERHEAD = 64 * 1024  # multipart headers and option fields on top of the photo itself
 REPORT_HEADER_MAX = 8 * 1024
 _TOKEN_PATH = re.compile(r"^(/api/results/)[^/]+")

@@ -25,6 +25,7 @@ ACCEPTED_TEXT = "JPG, PNG or WEBP"
 OUTPUT_FORMATS = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
 _OUT_ALIASES = {"jpeg": "jpg", "png": "png", "jpg": "jpg", "webp": "webp"}
 _EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+MAX_KEEP = 4  # photos of people to leave alone per request (REST `keep` files, the page's widget; one upload limit)
 # what an op's result info holds that a response must not: anonymize's decisions for a video's other frames
 # (its reshape's random-generator state and k-Same's neighbours — with them the change could be partly undone)
 PRIVATE_INFO = ("pins",)

@@ -15,8 +15,8 @@ import logging
 import os
 from pathlib import Path
 
-from ..errors import FaceganError
-from .core import ACCEPTED_TEXT, ServerContext, fmt_bytes
+from ..errors import ConfigError, FaceganError
+from .core import ACCEPTED_TEXT, MAX_KEEP, ServerContext, fmt_bytes
 from .privacy import empty_dir, private_temp_dir, remove_upload
 
 log = logging.getLogger("facegan.server")
@@ -39,6 +39,25 @@ _PREFERRED = ("swap-gender", "anonymize", "blur", "pixelate")
 def _status(kind: str, text: str) -> str:
     icon = {"ok": "&#10003;", "err": "&#10007;", "info": "&#8505;", "warn": "&#9888;"}[kind]
     return f'<div id="fg-status-msg" class="{kind}" data-kind="{kind}">{icon} {text}</div>'
+
+
+def _take_upload(payload, root: Path) -> tuple[bytes, str]:
+    """(bytes, file name) of one of Gradio's raw upload payloads, its temp file deleted at once; b"" for a path
+    outside our private upload folder."""
+    payload = payload.model_dump() if hasattr(payload, "model_dump") else payload
+    path = (payload or {}).get("path")
+    if not path:
+        return b"", ""
+    name = Path((payload or {}).get("orig_name") or path).name
+    try:
+        if Path(root).resolve() not in Path(path).resolve().parents:
+            raise OSError("not an upload")
+        data = Path(path).read_bytes()
+    except OSError:
+        data = b""
+    finally:
+        remove_upload(path, root)
+    return data, name
 
 
 def _done(op, res) -> tuple[str, str]:
@@ -117,6 +136,9 @@ def build_page(ctx: ServerContext):
                                        "- click or drop", file_count="single", type="filepath",
                                  elem_id="fg-upload", height=140)
                 status = gr.HTML(_status("info", "No photo yet."), elem_id="fg-status")
+                keep_up = gr.File(label=f"Optional: up to {MAX_KEEP} photos of people to leave as they are",
+                                  file_count="multiple", type="filepath", elem_id="fg-keep", height=110)
+                keep = gr.State([], time_to_live=cfg.result_ttl_s)
                 op_dd = gr.Dropdown(choices=[(o.title, o.name) for o in available], value=default,
                                     label="Operation", elem_id="fg-op", interactive=bool(available))
                 if unavailable:
@@ -173,20 +195,9 @@ def build_page(ctx: ServerContext):
                 store.drop(old["preview"])
             if isinstance(payload, list):
                 payload = payload[0] if payload else None
-            payload = payload.model_dump() if hasattr(payload, "model_dump") else payload
-            path = (payload or {}).get("path")
-            if not path:
+            data, name = _take_upload(payload, Path(ctx.upload_dir))
+            if not name:
                 return None, _status("info", "No photo yet."), _pair(None, None), "", None, _no_faces()
-            name = Path((payload or {}).get("orig_name") or path).name
-            root = Path(ctx.upload_dir).resolve()
-            try:
-                if root not in Path(path).resolve().parents:
-                    raise OSError("not an upload")
-                data = Path(path).read_bytes()
-            except OSError:
-                data = b""
-            finally:
-                remove_upload(path, root)
             try:
                 fmt = ctx.check_upload(data, name)
                 size = await ctx.runner.run(_decoded_size, ctx, data, name)
@@ -201,6 +212,26 @@ def build_page(ctx: ServerContext):
 
         upload.upload(on_upload, inputs=[upload, photo], outputs=[photo, status, pair, download, upload, faces],
                       api_visibility="private", preprocess=False)
+
+        async def on_keep(payload):
+            # the reference photos' bytes held for the next runs (their temp files deleted at once); a bad one said now
+            items = payload if isinstance(payload, list) else ([payload] if payload else [])
+            refs = [_take_upload(x, Path(ctx.upload_dir)) for x in items]
+            refs = [(d, n) for d, n in refs if n]
+            try:
+                if len(refs) > MAX_KEEP:
+                    raise ConfigError(f"at most {MAX_KEEP} photos of people to leave as they are, not {len(refs)}")
+                for d, n in refs:
+                    ctx.check_upload(d, n)
+            except FaceganError as e:
+                gr.Warning(str(e))
+                return [], _status("err", html.escape(str(e))), None
+            names = ", ".join(html.escape(n) for _, n in refs)
+            msg = (f"People to leave as they are: {names}." if refs else "No one to leave as they are.")
+            return refs, _status("info", msg), None
+
+        keep_up.upload(on_keep, inputs=keep_up, outputs=[keep, status, keep_up], api_visibility="private",
+                       preprocess=False)
 
         async def on_run(values, progress=gr.Progress()):
             state = values[photo]
@@ -217,7 +248,8 @@ def build_page(ctx: ServerContext):
                 def prog(frac, desc):
                     progress(frac, desc=desc)
 
-                res = await ctx.runner.run(ctx.process, op, state["data"], options, fmt, state["name"], prog)
+                res = await ctx.runner.run(ctx.process, op, state["data"], options, fmt, state["name"], prog,
+                                           values[keep])
             except FaceganError as e:
                 gr.Warning(str(e))
                 return {status: _status("err", html.escape(str(e))),
@@ -234,7 +266,7 @@ def build_page(ctx: ServerContext):
                     pair: _pair(f"/api/results/{state['preview']}", f"/api/results/{token}", f"After: {op.title}"),
                     download: link, faces: gr.update(value=rows, headers=headers)}
 
-        run_btn.click(on_run, inputs={photo, op_dd, out_fmt, *[w for _, _, w in widgets]},
+        run_btn.click(on_run, inputs={photo, keep, op_dd, out_fmt, *[w for _, _, w in widgets]},
                       outputs=[status, pair, download, faces], api_visibility="private", show_progress_on=[pair],
                       concurrency_limit=cfg.concurrency + cfg.queue_size)
 
