@@ -22,6 +22,7 @@ def test_the_kept_person_stays_the_other_is_changed(tmp_path, fixtures_dir):
     r = CliRunner().invoke(main, ["blur", str(fixtures_dir / "two_faces.jpg"), "-o", str(out), "-q",
                                   "--keep-face", str(fixtures_dir / "happy1.jpg")])
     assert r.exit_code == 0, r.output
+    assert json.loads(r.output.splitlines()[-1])["kept"] == 1
     rep = json.loads((out / "report.json").read_text())
     assert rep["meta"]["keep_face"] == [str(fixtures_dir / "happy1.jpg")]
     rows = sorted(rep["faces"], key=lambda x: x["face"])

@@ -81,6 +81,9 @@ def _proof_counts(report) -> dict:
     except (OSError, ValueError, KeyError, TypeError):
         return {}
     out = {}
+    kept = sum(str(r.get("status", "")).startswith("kept (") for r in rows)
+    if kept:  # --keep-face: faces left as they are on purpose
+        out["kept"] = kept
     judged = [r for r in rows if "reads_as_target" in r]
     if judged:  # the counts below are over the report's faces (a resumed job's earlier ones too), not "faces"
         out["report_faces"] = len(judged)
