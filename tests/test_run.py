@@ -311,3 +311,28 @@ def test_review_sheet_labels_use_characters_its_font_draws():
     from facegan.review import _drawable
 
     assert _drawable("ünï cöde.jpg") == "uni code.jpg" and _drawable("写真.jpg") == "??.jpg"
+
+
+def test_dry_run_says_what_would_be_done_and_writes_nothing(photos, tmp_path):
+    out = tmp_path / "out"
+    plan = runner.run_op(_op([]), [photos], out, progress=False, dry_run=True)
+    assert (plan["photos"], plan["to_do"], plan["skip_done"], plan["dry_run"]) == (4, 4, 0, True)
+    assert not out.exists()
+    calls = []
+    runner.run_op(_op([]), [photos], out, progress=False)
+    (out / "p0.jpg").unlink()  # one output lost: only that photo is to do
+    plan = runner.run_op(_op(calls), [photos], out, progress=False, dry_run=True)
+    assert (plan["to_do"], plan["skip_done"], calls) == (1, 3, [])
+    assert plan["first"] == [{"file": str(photos / "p0.jpg"), "output": str(out / "p0.jpg")}]
+    assert not (out / "p0.jpg").exists()
+
+
+def test_cli_dry_run(photos, tmp_path):
+    from click.testing import CliRunner
+
+    from facegan.cli import main
+
+    r = CliRunner().invoke(main, ["blur", str(photos), "-o", str(tmp_path / "out"), "--dry-run"])
+    assert r.exit_code == 0, r.output
+    plan = json.loads(r.output.strip().splitlines()[-1])
+    assert plan["to_do"] == 4 and plan["options"] == {"strength": 1.0} and not (tmp_path / "out").exists()

@@ -259,44 +259,13 @@ def _process_by_name(name: str, opts: dict, src: Path, dst: Path, out_dir: Path,
     return _process(get_op(name), opts, src, dst, out_dir, max_pixels, keep=keep)
 
 
-def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options: dict | None = None,
-           suffix: str = "", overwrite: bool = False, progress: bool = True, max_pixels: int | None = None,
-           fmt: str | None = None, workers: int = 1, shard: tuple[int, int] | str | None = None,
-           keep=None) -> JobSummary:
-    """``workers`` > 1: photos are processed by that many worker processes (each loads the models once,
-    a few seconds, and takes its share of the cores), for large folders; outputs and rows are the
-    same as with one. Only for registered operations (``facegan.ops.get_op`` finds them by name).
-
-    ``shard`` (I, N) or "I/N": only this machine's share of the photos (:func:`in_shard`: by a hash of
-    each output path), with its own journal and reports (``report.shard-I-of-N.*``) so N machines can
-    write into one shared output folder; :func:`merge_reports` (``facegan report merge``) joins them.
-
-    ``keep``: a :class:`~facegan.faces.keep.KeepList` (``--keep-face``): its people's faces stay as they are, their
-    rows say so; the job's meta names the reference photos."""
-    from tqdm import tqdm
-
+def plan_jobs(op: Operation, inputs: list, out_dir: Path, suffix: str = "", fmt: str | None = None,
+              shard: tuple[int, int] | None = None, overwrite: bool = False) -> tuple[list[tuple[Path, Path]], dict]:
+    """(the (input, output) pairs of a job in order, the finished rows a re-run keeps: file -> rows). Reads the
+    output folder's journal; writes nothing."""
     from .io import iter_images
 
-    if int(workers) < 1:
-        raise ConfigError(f"workers must be at least 1, not {workers}")
-    if workers > 1:
-        import multiprocessing
-
-        if getattr(multiprocessing.current_process(), "_inheriting", False):
-            # a worker process is starting and re-running the caller's script: stop before it touches the
-            # output folder (its journal and reports belong to the job that started it)
-            raise ConfigError(_MAIN_GUARD)
-        from .ops import get_op
-
-        if get_op(op.name) is not op:  # a worker process finds the op by name
-            raise ConfigError(f"workers > 1 needs a registered operation; {op.name!r} is not the registered one")
-    if isinstance(shard, str) or shard is None:
-        shard = parse_shard(shard)
-    else:
-        shard = parse_shard(f"{shard[0]}/{shard[1]}")
     stem = report_stem(shard)
-    opts = op.parse_options(options)
-    out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputExistsError(f"{out_dir}: exists and is not a folder; give an output folder")
     out_res = out_dir.resolve()
@@ -335,7 +304,62 @@ def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options
         for file, rows in _load_previous(out_dir, stem).items():
             if _finished(rows):
                 by_file[file] = rows
+    return jobs, by_file
+
+
+def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options: dict | None = None,
+           suffix: str = "", overwrite: bool = False, progress: bool = True, max_pixels: int | None = None,
+           fmt: str | None = None, workers: int = 1, shard: tuple[int, int] | str | None = None,
+           keep=None, dry_run: bool = False) -> JobSummary | dict:
+    """``workers`` > 1: photos are processed by that many worker processes (each loads the models once,
+    a few seconds, and takes its share of the cores), for large folders; outputs and rows are the
+    same as with one. Only for registered operations (``facegan.ops.get_op`` finds them by name).
+
+    ``shard`` (I, N) or "I/N": only this machine's share of the photos (:func:`in_shard`: by a hash of
+    each output path), with its own journal and reports (``report.shard-I-of-N.*``) so N machines can
+    write into one shared output folder; :func:`merge_reports` (``facegan report merge``) joins them.
+
+    ``keep``: a :class:`~facegan.faces.keep.KeepList` (``--keep-face``): its people's faces stay as they are, their
+    rows say so; the job's meta names the reference photos.
+
+    ``dry_run``: returns what the job would do (photos and videos to do, to skip as done, outputs renamed so that
+    none is written twice, the first few pairs, the resolved options) as a dict, and writes nothing."""
+    from tqdm import tqdm
+
+    if int(workers) < 1:
+        raise ConfigError(f"workers must be at least 1, not {workers}")
+    if workers > 1:
+        import multiprocessing
+
+        if getattr(multiprocessing.current_process(), "_inheriting", False):
+            # a worker process is starting and re-running the caller's script: stop before it touches the
+            # output folder (its journal and reports belong to the job that started it)
+            raise ConfigError(_MAIN_GUARD)
+        from .ops import get_op
+
+        if get_op(op.name) is not op:  # a worker process finds the op by name
+            raise ConfigError(f"workers > 1 needs a registered operation; {op.name!r} is not the registered one")
+    if isinstance(shard, str) or shard is None:
+        shard = parse_shard(shard)
+    else:
+        shard = parse_shard(f"{shard[0]}/{shard[1]}")
+    stem = report_stem(shard)
+    opts = op.parse_options(options)
+    out_dir = Path(out_dir)
+    jobs, by_file = plan_jobs(op, inputs, out_dir, suffix, fmt, shard, overwrite)
     done_outputs = {r["output"] for rows in by_file.values() for r in rows}
+    if dry_run:  # what the job would do; nothing is written
+        todo = [(f, d) for f, d in jobs if not (str(d) in done_outputs and d.exists())]
+        renamed = [(f, d) for f, d in jobs if d.stem != f"{f.stem}{suffix}"]
+        from .io.video import is_video_path
+
+        return {"operation": op.name, "options": opts, "out": str(out_dir), "inputs": [str(i) for i in inputs],
+                "photos": sum(not is_video_path(f) for f, _ in jobs), "videos": sum(is_video_path(f) for f, _ in jobs),
+                "to_do": len(todo), "skip_done": len(jobs) - len(todo),
+                "renamed": [{"file": str(f), "output": str(d)} for f, d in renamed],
+                "first": [{"file": str(f), "output": str(d)} for f, d in todo[:5]],
+                **({"shard": f"{shard[0]}/{shard[1]}"} if shard else {}),
+                **({"keep_face": keep.sources} if keep else {}), "dry_run": True}
     _rewrite_journal(out_dir, by_file, stem)  # compacted: what this run starts from
     meta = {"operation": op.name, "options": opts, "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "inputs": [str(i) for i in inputs], **({"shard": f"{shard[0]}/{shard[1]}"} if shard else {}),

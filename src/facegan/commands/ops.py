@@ -13,7 +13,7 @@ _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 def _make(op):
     @click.pass_context
-    def cb(ctx, inputs, out, suffix, overwrite, quiet, max_pixels, fmt, workers, shard, keep_face, **kw):
+    def cb(ctx, inputs, out, suffix, overwrite, quiet, max_pixels, fmt, workers, shard, keep_face, dry_run, **kw):
         from ..errors import ModelError
         from ..faces.keep import KeepList
         from ..run import run_op
@@ -22,7 +22,11 @@ def _make(op):
             raise ModelError(f"{op.name}: its model is not installed")
         s = run_op(op, list(inputs), out, kw,
                    suffix=suffix, overwrite=overwrite, progress=not quiet, max_pixels=max_pixels, fmt=fmt,
-                   workers=workers, shard=shard, keep=KeepList.from_paths(keep_face) if keep_face else None)
+                   workers=workers, shard=shard, keep=KeepList.from_paths(keep_face) if keep_face else None,
+                   dry_run=dry_run)
+        if dry_run:  # the plan, nothing written
+            click.echo(json.dumps(s, default=str))
+            return
         summary = {"operation": op.name, "processed": s.processed, "skipped": s.skipped, "failed": s.failed,
                    "faces": s.faces, "report": str(s.report)}
         summary.update(_proof_counts(s.report))
@@ -56,6 +60,9 @@ def _make(op):
               click.Option(["--keep-face", "keep_face"], multiple=True, type=click.Path(exists=True), metavar="PHOTO",
                            help="a photo (or folder of photos) of someone to leave as they are: faces dlib finds closer "
                                 "than 0.5 to one of them are not changed and reported as kept (repeatable)"),
+              click.Option(["--dry-run"], is_flag=True,
+                           help="print what the job would do (photos and videos to do, already done, outputs renamed so "
+                                "none is written twice, the resolved options) and write nothing"),
               click.Option(["--shard"], default=None, metavar="I/N",
                            help="only this machine's share of the photos (0 <= I < N, split by a hash of each output "
                                 "path), with its own report.shard-I-of-N.*; run I = 0..N-1 on N machines into one "
