@@ -91,6 +91,8 @@ def test_folder_job_with_resume(tmp_path, portrait_path):
     rows = json.loads((tmp_path / "out" / "report.json").read_text())["faces"]
     assert rows[0]["status"] == "blurred"
     assert facegan.process_folder("blur", [tmp_path / "in"], tmp_path / "out", progress=False).skipped == 1
+    plan = facegan.process_folder("blur", tmp_path / "in", tmp_path / "planned", dry_run=True)
+    assert plan["to_do"] == 1 and not (tmp_path / "planned").exists()
 
 
 def test_detect_and_analyze(portrait_path):

@@ -160,17 +160,17 @@ def pixelate(image: Image, **options) -> Result:
 
 def process_folder(operation: str, inputs, out_dir: str | os.PathLike, *, overwrite: bool = False, suffix: str = "",
                    fmt: str | None = None, workers: int = 1, progress: bool = True, max_pixels: int | None = None,
-                   shard: str | None = None, keep=None, **options):
+                   shard: str | None = None, keep=None, dry_run: bool = False, **options):
     """The CLI's batch job: every photo (and, for ops that take them, video) under ``inputs`` (a path or a list)
     into ``out_dir`` with the tree mirrored, ``report.json`` / ``report.csv`` / the journal written as it goes, a
     re-run skipping what is done; ``keep`` as for :func:`process`. Returns the job's summary (processed, skipped,
-    failed, faces, errors, report)."""
+    failed, faces, errors, report); ``dry_run``: the job's plan as a dict, nothing written."""
     from .ops import get_op
     from .run import run_op
 
     paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     return run_op(get_op(operation), paths, out_dir, options, suffix=suffix, overwrite=overwrite, progress=progress,
-                  max_pixels=max_pixels, fmt=fmt, workers=workers, shard=shard, keep=keep_list(keep))
+                  max_pixels=max_pixels, fmt=fmt, workers=workers, shard=shard, keep=keep_list(keep), dry_run=dry_run)
 
 
 def detect(image: Image, detector: str = "centerface", *, max_pixels: int | None = None) -> list:
