@@ -336,3 +336,26 @@ def test_cli_dry_run(photos, tmp_path):
     assert r.exit_code == 0, r.output
     plan = json.loads(r.output.strip().splitlines()[-1])
     assert plan["to_do"] == 4 and plan["options"] == {"strength": 1.0} and not (tmp_path / "out").exists()
+
+
+def test_report_summary_gives_rates_with_intervals(tmp_path):
+    from click.testing import CliRunner
+
+    from facegan.cli import main
+    from facegan.review import summarize_job
+
+    rows = ([{"file": f"m{i}.jpg", "status": "changed", "target": "female", "reads_as_target": True,
+              "same_person": i == 0, "identity_similarity": 0.8} for i in range(10)]
+            + [{"file": "k.jpg", "status": "kept (matches a keep-face reference)"},
+               {"file": "bad.jpg", "status": "failed", "error": "no_face"}])
+    (tmp_path / "report.json").write_text(json.dumps({"meta": {}, "faces": rows}))
+    s = summarize_job(tmp_path)
+    assert (s["photos"], s["failed_photos"], s["faces"]) == (12, 1, 11)
+    assert s["by_status"] == {"changed": 10, "kept": 1}
+    same = s["still_same_person"]
+    assert (same["n"], same["count"], same["rate"]) == (10, 1, 0.1) and same["interval_95"][0] < 0.1 < same["interval_95"][1]
+    assert s["by_direction"]["towards female"]["reads_as_target"]["rate"] == 1.0
+    r = CliRunner().invoke(main, ["report", "summary", str(tmp_path)])
+    assert r.exit_code == 0 and json.loads(r.output)["faces"] == 11
+    r = CliRunner().invoke(main, ["report", "summary", str(tmp_path / "none")])
+    assert r.exit_code != 0

@@ -25,7 +25,6 @@ FLAGS = (  # (row field, value that flags the face, label)
 )
 
 
-
 def _drawable(text: str) -> str:
     """``text`` in the characters Pillow's built-in font draws: accents dropped (é -> e), anything else '?'
     (it draws a box for them; the file names stay exact in the report)."""
@@ -33,6 +32,7 @@ def _drawable(text: str) -> str:
 
     plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     return plain.encode("ascii", "replace").decode("ascii")
+
 
 def flags_of(row: dict) -> list[str]:
     return [label for key, bad, label in FLAGS if key in row and row[key] == bad]
@@ -130,3 +130,53 @@ def _video_frame(path, index: int) -> np.ndarray:
         if t == index:
             return frame
     raise IndexError(f"{path}: no frame {index}")
+
+
+RATES = (  # (row field, name in the summary): the checks a job's rows carry, as rates over the faces that have them
+    ("reads_as_target", "reads_as_target"),
+    ("resnet_reads_as_target", "reads_as_target_second_judge"),
+    ("same_person", "still_same_person"),
+    ("same_person_2", "still_same_person_second_model"),
+)
+
+
+def summarize_job(out_dir: str | Path) -> dict:
+    """A finished (or stopped) job's report in numbers: photos, faces by status, and each check's rate with its
+    95% Wilson interval, over all faces and per direction (``facegan report summary OUT``) — the data set's proof
+    in one place. Rates count the faces whose row has the check (changed faces; kept, too-small and unchanged
+    faces have none)."""
+    from .errors import InputNotFoundError
+    from .evaluate.harness import wilson
+
+    rp = Path(out_dir) / "report.json"
+    if not rp.is_file():
+        raise InputNotFoundError(f"{rp}: no report (run a job into {out_dir} first)")
+    rows = json.loads(rp.read_text())["faces"]
+    failed = [r for r in rows if r.get("status") == "failed"]
+    faces = [r for r in rows if r.get("status") != "failed"]
+    status: dict[str, int] = {}
+    for r in faces:
+        key = str(r.get("status") or "unknown").split(" (")[0]
+        status[key] = status.get(key, 0) + 1
+
+    def rates(group: list[dict]) -> dict:
+        out = {}
+        for field, name in RATES:
+            vals = [bool(r[field]) for r in group if isinstance(r.get(field), bool)]
+            if vals:
+                p = float(np.mean(vals))
+                lo, hi = wilson(p, len(vals))
+                out[name] = {"n": len(vals), "count": int(sum(vals)), "rate": round(p, 4),
+                             "interval_95": [round(lo, 4), round(hi, 4)]}
+        sims = [float(r["identity_similarity"]) for r in group if isinstance(r.get("identity_similarity"), (int, float))]
+        if sims:
+            out["identity_similarity_mean"] = round(float(np.mean(sims)), 4)
+        return out
+
+    by_target = {}
+    for t in sorted({r.get("target") for r in faces if r.get("target") in ("male", "female")}):
+        group = [r for r in faces if r.get("target") == t]
+        by_target[f"towards {t}"] = {"faces": len(group), **rates(group)}
+    return {"report": str(rp), "photos": len({r.get("file") for r in rows}), "failed_photos": len(failed),
+            "faces": len(faces), "by_status": status, **rates(faces), **({"by_direction": by_target} if by_target else {})}
+

@@ -17,6 +17,7 @@ def command():
       facegan anonymize photos/ -o anon/ --shard 1/2    # machine 2
       facegan report merge anon/                         # report.json / .csv / .jsonl of the whole job
       facegan report sheet anon/ --flagged               # review pages: faces whose checks failed
+      facegan report summary anon/                       # the proof in numbers: rates with 95% intervals
     """
 
 
@@ -43,3 +44,15 @@ def sheet(out_dir, dest, flagged, per_page):
     from ..review import review_sheets
 
     click.echo(json.dumps(review_sheets(out_dir, dest, flagged_only=flagged, per_page=per_page)))
+
+
+@command.command("summary")
+@click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
+def summary(out_dir):
+    """A job's report in numbers (JSON): photos, faces by status, and for the checks its rows carry — read as the
+    target by the op's judge and by the second judge, still the same person to dlib and to faceres — the count, the
+    rate and its 95% Wilson interval, over all faces and per direction."""
+    from ..review import summarize_job
+
+    click.echo(json.dumps(summarize_job(out_dir), indent=1))
+
