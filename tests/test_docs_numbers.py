@@ -71,3 +71,14 @@ def test_readme_whole_test_split_rows_match_their_report(op):
 
     assert rows[0][1:] == [cell("flip2_male->female", m["n_male->female"]), cell("flip2_female->male", m["n_female->male"]),
                            cell("reid_rate_2", m["n"])]
+
+
+def test_keep_face_rates_quoted_match_the_committed_measurement():
+    m = json.loads((ROOT / "reports" / "keep-face" / "metrics.json").read_text())
+    readme = (ROOT / "README.md").read_text()
+    table = (ROOT / "reports" / "keep-face" / "README.md").read_text()
+    flat = readme.replace("\n  ", " ")
+    r5, r6 = (100 * m[f"at_{t}"]["bystander_kept_per_reference"] for t in ("0.5", "0.6"))
+    assert f"{r5:.3f}% of other people's faces match a reference at 0.5, {r6:.2f}% at 0.6" in flat
+    assert f"**{100 * m['at_0.5']['bystander_kept_per_reference']:.3f}% ({m['at_0.5']['impostor_pairs_under']})**" in table
+    assert m["genuine_pairs"] == 56 and m["at_0.5"]["genuine_kept"] == 1.0

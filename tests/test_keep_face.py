@@ -1,5 +1,5 @@
 """--keep-face: the people in reference photos are left as they are (their rows say kept), everyone else changed;
-photos, folders, videos, the Python API. Fixtures: two_faces.jpg holds happy1.jpg's face (dlib distance 0.06) and
+photos, folders, videos, the Python API. Fixtures: two_faces.jpg holds happy1.jpg's face (dlib distance 0.048) and
 art_18.jpg's; happy.jpg and sad.jpg are one person in two photos (0.39)."""
 from __future__ import annotations
 
@@ -79,3 +79,15 @@ def test_a_video_track_of_the_kept_person_is_left_alone(tmp_path, fixtures_dir):
     rows = sorted(json.loads((tmp_path / "out" / "report.json").read_text())["faces"], key=lambda r: r["box"][0])
     assert len(rows) == 2 and rows[0]["status"].startswith("kept") and "keep_distance" in rows[0]
     assert rows[1]["status"] == "blurred"
+
+
+def test_a_stricter_keep_distance_keeps_fewer(tmp_path, fixtures_dir):
+    """happy1.jpg's face lies 0.048 from two_faces.jpg's left one (a copy of it, scaled): kept at the default, not
+    under 0.03."""
+    out = tmp_path / "strict"
+    r = CliRunner().invoke(main, ["blur", str(fixtures_dir / "two_faces.jpg"), "-o", str(out), "-q",
+                                  "--keep-face", str(fixtures_dir / "happy1.jpg"), "--keep-distance", "0.03"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads((out / "report.json").read_text())
+    assert rows["meta"]["keep_distance"] == 0.03 and [x["status"] for x in rows["faces"]] == ["blurred", "blurred"]
+
