@@ -91,3 +91,22 @@ def test_a_stricter_keep_distance_keeps_fewer(tmp_path, fixtures_dir):
     rows = json.loads((out / "report.json").read_text())
     assert rows["meta"]["keep_distance"] == 0.03 and [x["status"] for x in rows["faces"]] == ["blurred", "blurred"]
 
+
+
+def test_only_face_changes_just_that_person(tmp_path, fixtures_dir):
+    """--only-face: the faces of the references' people are changed, everyone else is left (reported kept)."""
+    out = tmp_path / "only"
+    r = CliRunner().invoke(main, ["blur", str(fixtures_dir / "two_faces.jpg"), "-o", str(out), "-q",
+                                  "--only-face", str(fixtures_dir / "happy1.jpg")])
+    assert r.exit_code == 0, r.output
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["meta"]["only_face"] == [str(fixtures_dir / "happy1.jpg")] and "keep_face" not in rep["meta"]
+    rows = sorted(rep["faces"], key=lambda x: x["face"])
+    assert rows[0]["status"] == "blurred"
+    assert rows[1]["status"] == "kept (not an only-face person)" and rows[1]["keep_distance"] >= KEEP_DISTANCE
+    res = facegan.blur(fixtures_dir / "happy.jpg", only=fixtures_dir / "art_18.jpg")
+    assert [x["status"][:4] for x in res.faces] == ["kept"] and not res.synthetic
+    assert facegan.blur(fixtures_dir / "happy.jpg", only=fixtures_dir / "sad.jpg").faces[0]["status"] == "blurred"
+    both = CliRunner().invoke(main, ["blur", str(fixtures_dir / "happy.jpg"), "-o", str(out), "--keep-face",
+                                     str(fixtures_dir / "sad.jpg"), "--only-face", str(fixtures_dir / "sad.jpg")])
+    assert both.exit_code == 2 and "exclude each other" in both.output

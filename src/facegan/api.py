@@ -112,19 +112,25 @@ def load(image: Image, *, max_pixels: int | None = None):
     raise TypeError(f"expected a path, bytes, a PIL image or a numpy array, got {type(image).__name__}")
 
 
-def keep_list(keep):
-    """``keep`` as a :class:`~facegan.faces.keep.KeepList`: None, one, or reference photo path(s) / a folder."""
+def keep_list(keep, only=None):
+    """``keep`` or ``only`` as a :class:`~facegan.faces.keep.KeepList`: None, one, or reference photo path(s) / a
+    folder (``only``: the references' people are the ones changed)."""
+    from .errors import ConfigError
     from .faces.keep import KeepList
 
-    if keep is None or isinstance(keep, KeepList):
-        return keep
-    return KeepList.from_paths(keep)
+    if keep is not None and only is not None:
+        raise ConfigError("keep and only exclude each other")
+    refs = keep if keep is not None else only
+    if refs is None or isinstance(refs, KeepList):
+        return refs
+    return KeepList.from_paths(refs, only=only is not None)
 
 
-def process(operation: str, image: Image, *, max_pixels: int | None = None, keep=None, **options) -> Result:
+def process(operation: str, image: Image, *, max_pixels: int | None = None, keep=None, only=None,
+            **options) -> Result:
     """Runs the registered ``operation`` (``facegan.operations()``) on one photo. ``keep``: photos of people to
     leave as they are (a path, a list, a folder, or a ``KeepList`` made once for many calls) — their faces are not
-    changed and their rows say ``kept``."""
+    changed and their rows say ``kept``. ``only``: the other way round — only those people's faces are changed."""
     from .errors import ModelError
     from .ops import get_op
 
@@ -135,7 +141,7 @@ def process(operation: str, image: Image, *, max_pixels: int | None = None, keep
     from .faces.keep import run_keeping
 
     photo, source = load(image, max_pixels=max_pixels)
-    res = run_keeping(op, photo.rgb, opts, keep_list(keep))
+    res = run_keeping(op, photo.rgb, opts, keep_list(keep, only))
     return Result(operation=op.name, options=opts, image=res.image, faces=res.faces, synthetic=bool(res.synthetic),
                   info=res.info, source=source, _photo=photo)
 
@@ -160,17 +166,18 @@ def pixelate(image: Image, **options) -> Result:
 
 def process_folder(operation: str, inputs, out_dir: str | os.PathLike, *, overwrite: bool = False, suffix: str = "",
                    fmt: str | None = None, workers: int = 1, progress: bool = True, max_pixels: int | None = None,
-                   shard: str | None = None, keep=None, dry_run: bool = False, **options):
+                   shard: str | None = None, keep=None, only=None, dry_run: bool = False, **options):
     """The CLI's batch job: every photo (and, for ops that take them, video) under ``inputs`` (a path or a list)
     into ``out_dir`` with the tree mirrored, ``report.json`` / ``report.csv`` / the journal written as it goes, a
-    re-run skipping what is done; ``keep`` as for :func:`process`. Returns the job's summary (processed, skipped,
+    re-run skipping what is done; ``keep`` and ``only`` as for :func:`process`. Returns the job's summary (processed, skipped,
     failed, faces, errors, report); ``dry_run``: the job's plan as a dict, nothing written."""
     from .ops import get_op
     from .run import run_op
 
     paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     return run_op(get_op(operation), paths, out_dir, options, suffix=suffix, overwrite=overwrite, progress=progress,
-                  max_pixels=max_pixels, fmt=fmt, workers=workers, shard=shard, keep=keep_list(keep), dry_run=dry_run)
+                  max_pixels=max_pixels, fmt=fmt, workers=workers, shard=shard, keep=keep_list(keep, only),
+                  dry_run=dry_run)
 
 
 def detect(image: Image, detector: str = "centerface", *, max_pixels: int | None = None) -> list:

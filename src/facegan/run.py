@@ -359,11 +359,11 @@ def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options
                 "renamed": [{"file": str(f), "output": str(d)} for f, d in renamed],
                 "first": [{"file": str(f), "output": str(d)} for f, d in todo[:5]],
                 **({"shard": f"{shard[0]}/{shard[1]}"} if shard else {}),
-                **({"keep_face": keep.sources} if keep else {}), "dry_run": True}
+                **({"only_face" if keep.only else "keep_face": keep.sources} if keep else {}), "dry_run": True}
     _rewrite_journal(out_dir, by_file, stem)  # compacted: what this run starts from
     meta = {"operation": op.name, "options": opts, "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "inputs": [str(i) for i in inputs], **({"shard": f"{shard[0]}/{shard[1]}"} if shard else {}),
-            **({"keep_face": keep.sources, "keep_distance": keep.distance} if keep else {})}
+            **({"only_face" if keep.only else "keep_face": keep.sources, "keep_distance": keep.distance} if keep else {})}
     s = JobSummary()
     bar = tqdm(total=len(jobs), disable=not progress, desc=op.name, unit="photo")
     clock = {"last": time.perf_counter(), "cost": 0.0}

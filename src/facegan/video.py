@@ -156,12 +156,10 @@ def process_video(op: Operation, opts: dict, src: Path, dst: Path, key: str, max
                 regions[k.id].append((t, *_region(frame, k.faces[t])))
             for k in want.get(t, ()):
                 person[k.id] = k.id
-                if keep:  # one of the people to leave alone (--keep-face): decided on its keyframe, never changed
-                    from .faces.keep import kept_row
-
-                    d = keep.match(_descriptor(frame, k.faces[t]))
+                if keep:  # a face to leave alone (--keep-face / --only-face): decided on its keyframe, never changed
+                    d = keep.leaves(_descriptor(frame, k.faces[t]))
                     if d is not None:
-                        kept[k.id], pins[k.id], key_rows[k.id] = d, None, kept_row(k.id, k.faces[t], d)
+                        kept[k.id], pins[k.id], key_rows[k.id] = d, None, keep.row(k.id, k.faces[t], d)
                         continue
                 if tracked:
                     desc = _descriptor(frame, k.faces[t])

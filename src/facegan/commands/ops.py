@@ -13,18 +13,21 @@ _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 def _make(op):
     @click.pass_context
-    def cb(ctx, inputs, out, suffix, overwrite, quiet, max_pixels, fmt, workers, shard, keep_face, keep_distance,
-           dry_run, **kw):
+    def cb(ctx, inputs, out, suffix, overwrite, quiet, max_pixels, fmt, workers, shard, keep_face, only_face,
+           keep_distance, dry_run, **kw):
         from ..errors import ModelError
         from ..faces.keep import KeepList
         from ..run import run_op
 
         if not op.available():
             raise ModelError(f"{op.name}: its model is not installed")
+        if keep_face and only_face:
+            raise click.UsageError("--keep-face and --only-face exclude each other")
+        people = (KeepList.from_paths(keep_face or only_face, keep_distance, only=bool(only_face))
+                  if keep_face or only_face else None)
         s = run_op(op, list(inputs), out, kw,
                    suffix=suffix, overwrite=overwrite, progress=not quiet, max_pixels=max_pixels, fmt=fmt,
-                   workers=workers, shard=shard, dry_run=dry_run,
-                   keep=KeepList.from_paths(keep_face, keep_distance) if keep_face else None)
+                   workers=workers, shard=shard, dry_run=dry_run, keep=people)
         if dry_run:  # the plan, nothing written
             click.echo(json.dumps(s, default=str))
             return
@@ -61,8 +64,13 @@ def _make(op):
               click.Option(["--keep-face", "keep_face"], multiple=True, type=click.Path(exists=True), metavar="PHOTO",
                            help="a photo (or folder of photos) of someone to leave as they are: faces dlib finds closer "
                                 "than 0.5 to one of them are not changed and reported as kept (repeatable)"),
+              click.Option(["--only-face", "only_face"], multiple=True, type=click.Path(exists=True), metavar="PHOTO",
+                           help="the other way round: change only the faces of the people in these photos (someone who "
+                                "withdrew consent from a data set; the one face a filter is for); everyone else is "
+                                "left as they are (repeatable; not with --keep-face)"),
               click.Option(["--keep-distance"], type=click.FloatRange(0.01, 0.6), default=0.5, show_default=True,
-                           help="with --keep-face: the dlib distance under which a face is one of the kept people "
+                           help="with --keep-face / --only-face: the dlib distance under which a face is one of the "
+                                "references' people "
                                 "(lower keeps fewer bystanders by mistake: 0.098% of other people per reference at "
                                 "0.5, 0.019% at 0.45 on held-out photos; reports/keep-face)"),
               click.Option(["--dry-run"], is_flag=True,

@@ -1,9 +1,12 @@
-"""Faces to leave alone: people who agreed to be shown (``--keep-face ME.jpg``), everyone else changed.
+"""Faces to leave alone: people who agreed to be shown (``--keep-face ME.jpg``), everyone else changed — or the
+other way round, only some people changed (``--only-face THEM.jpg``: someone who withdrew their consent from a data
+set, or the one face a filter is for), everyone else left.
 
 A reference photo gives its largest face's dlib descriptor; a face in a photo (or a video's face track, on its
-keyframe) whose descriptor lies closer than ``KEEP_DISTANCE`` to any reference is kept as it is and reported as
-kept. The distance is stricter than dlib's own 0.6: a bystander wrongly kept is a privacy failure, a kept person
-wrongly changed only an inconvenience. Only the descriptors are held, never the reference photos' pixels.
+keyframe) whose descriptor lies closer than ``KEEP_DISTANCE`` to any reference is one of those people. Faces left
+alone are reported as ``kept``. The distance is stricter than dlib's own 0.6: with ``--keep-face`` a bystander
+wrongly kept is a privacy failure, a kept person wrongly changed only an inconvenience (with ``--only-face`` the
+other way round: lower it there only knowingly). Only the descriptors are held, never the reference photos' pixels.
 """
 from __future__ import annotations
 
@@ -22,12 +25,13 @@ class KeepList:
     descriptors: np.ndarray = field(default_factory=lambda: np.zeros((0, 128), np.float32))
     sources: list[str] = field(default_factory=list)
     distance: float = KEEP_DISTANCE
+    only: bool = False  # True: the references' people are the ones changed (--only-face), everyone else left
 
     def __bool__(self) -> bool:
         return len(self.descriptors) > 0
 
     @classmethod
-    def from_paths(cls, paths, distance: float = KEEP_DISTANCE) -> "KeepList":
+    def from_paths(cls, paths, distance: float = KEEP_DISTANCE, only: bool = False) -> "KeepList":
         """One descriptor per reference photo (its largest face); a folder gives each image in it. A reference
         without a face, or unreadable, is an error: a silently missing reference would change that person."""
         from ..errors import ConfigError, FaceganError
@@ -44,10 +48,10 @@ class KeepList:
                 photos.append((read_image(f), str(f)))
             except FaceganError as e:
                 raise ConfigError(f"keep-face reference {f}: {e}") from None
-        return cls.from_photos(photos, distance)
+        return cls.from_photos(photos, distance, only)
 
     @classmethod
-    def from_photos(cls, photos, distance: float = KEEP_DISTANCE) -> "KeepList":
+    def from_photos(cls, photos, distance: float = KEEP_DISTANCE, only: bool = False) -> "KeepList":
         """``photos``: (RGB array, label) pairs, each a reference of one person (its largest face)."""
         from ..errors import NoFaceError
         from ..judges.identity import get_identity
@@ -60,33 +64,34 @@ class KeepList:
             if not faces:
                 raise NoFaceError(f"keep-face reference {label}: no face found in it")
             out.append(ident.embed(rgb, max(faces, key=lambda x: x.width * x.height)))
-        return cls(np.asarray(out, np.float32), [label for _, label in photos], float(distance))
+        return cls(np.asarray(out, np.float32), [label for _, label in photos], float(distance), bool(only))
 
-    def match(self, descriptor: np.ndarray) -> float | None:
-        """The distance to the nearest reference when it is under the keep distance, else None."""
+    def leaves(self, descriptor: np.ndarray) -> float | None:
+        """The distance to the nearest reference when the face is to be left as it is, else None."""
         if not self:
             return None
         d = float(np.linalg.norm(self.descriptors - np.asarray(descriptor, np.float32)[None], axis=1).min())
-        return d if d < self.distance else None
+        return d if (d < self.distance) != self.only else None
 
     def split(self, rgb: np.ndarray, faces: list) -> tuple[list[int], dict[int, float]]:
-        """(indices of ``faces`` to change, {index: distance} of the kept ones)."""
+        """(indices of ``faces`` to change, {index: distance to the nearest reference} of those left as they are)."""
         from ..judges.identity import get_identity
 
         if not self or not faces:
             return list(range(len(faces))), {}
         desc = get_identity().embed_many(rgb, faces)
-        kept = {i: d for i, d in enumerate(self.match(x) for x in desc) if d is not None}
+        kept = {i: d for i, d in enumerate(self.leaves(x) for x in desc) if d is not None}
         return [i for i in range(len(faces)) if i not in kept], kept
 
-
-def kept_row(index: int, face, distance: float) -> dict:
-    return {"face": index, "box": [round(float(v), 1) for v in face.box], "score": round(float(face.score), 3),
-            "status": "kept (matches a keep-face reference)", "keep_distance": round(distance, 4)}
+    def row(self, index: int, face, distance: float) -> dict:
+        """The report row of a face left as it is."""
+        why = "not an only-face person" if self.only else "matches a keep-face reference"
+        return {"face": index, "box": [round(float(v), 1) for v in face.box], "score": round(float(face.score), 3),
+                "status": f"kept ({why})", "keep_distance": round(distance, 4)}
 
 
 def run_keeping(op, rgb: np.ndarray, options: dict, keep: KeepList | None):
-    """``op`` on ``rgb`` with the faces of ``keep``'s people left as they are (their rows say so)."""
+    """``op`` on ``rgb`` with the faces ``keep`` leaves as they are (their rows say so)."""
     from ..ops.base import OpResult
     from .detect import detect_faces
 
@@ -95,7 +100,7 @@ def run_keeping(op, rgb: np.ndarray, options: dict, keep: KeepList | None):
     faces = detect_faces(rgb, options.get("detector") or DETECTOR)
     faces.sort(key=lambda f: (f.box[0], f.box[1]))
     change, kept = keep.split(rgb, faces)
-    rows = [kept_row(i, faces[i], d) for i, d in kept.items()]
+    rows = [keep.row(i, faces[i], d) for i, d in kept.items()]
     if not change:
         if not faces:
             return op.run(rgb, **options)  # the op's own "no face" error
