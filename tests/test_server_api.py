@@ -548,3 +548,9 @@ def test_keep_photos_leave_their_people_alone(client, fixtures_dir):
     assert r.status_code == 400 and "one photo per request" in r.json()["message"]
     r = client.post("/api/run/blur", files=[("file", ("two.jpg", two, "image/jpeg"))] + [("keep", ("me.jpg", me, "image/jpeg"))] * 5)
     assert r.status_code == 400
+    r = client.post("/api/run/blur", files=[("file", ("two.jpg", two, "image/jpeg")), ("only", ("me.jpg", me, "image/jpeg"))])
+    assert r.status_code == 200 and [(f["face"], f["status"][:4]) for f in r.json()["faces"]] == [(0, "blur"), (1, "kept")]
+    r = client.post("/api/run/blur", files=[("file", ("two.jpg", two, "image/jpeg")), ("only", ("me.jpg", me, "image/jpeg")),
+                                            ("keep", ("me.jpg", me, "image/jpeg"))])
+    assert r.status_code == 400 and "exclude each other" in r.json()["message"]
+

@@ -39,7 +39,7 @@ from .limits import UploadTooLargeError
 log = logging.getLogger("facegan.server")
 access_log = logging.getLogger("facegan.server.access")
 
-RESERVED_FIELDS = ("file", "keep", "options", "output_format")
+RESERVED_FIELDS = ("file", "keep", "only", "options", "output_format")
 _FORM_OVERHEAD = 64 * 1024  # multipart headers and option fields on top of the photo itself
 REPORT_HEADER_MAX = 8 * 1024
 _TOKEN_PATH = re.compile(r"^(/api/results/)[^/]+")
@@ -133,6 +133,8 @@ RUN_REQUEST = {"requestBody": {"required": True, "content": {
             "keep": {"type": "array", "items": _IMAGE_SCHEMA, "maxItems": MAX_KEEP,
                      "description": "photos of people to leave as they are (up to 4, in the upload's size limit): "
                                     "a face within dlib distance 0.5 of one is not changed, its row says 'kept'"},
+            "only": {"type": "array", "items": _IMAGE_SCHEMA, "maxItems": MAX_KEEP,
+                     "description": "instead of keep: photos of the only people to change; every other face is left"},
         },
         "additionalProperties": {"type": "string",
                                  "description": "any operation option as its own field, e.g. strength=2"},
@@ -236,9 +238,9 @@ async def _read_body(request: Request, limit: int, photo_limit: int) -> bytes:
     return bytes(buf)
 
 
-async def _parse_multipart(request: Request, body: bytes) -> tuple[bytes | None, str, dict[str, str], list]:
+async def _parse_multipart(request: Request, body: bytes) -> tuple[bytes | None, str, dict[str, str], dict]:
     """Parse a multipart body held in memory; Starlette's spooled files are sized so they never
-    roll over to disk. Returns (photo, its name, fields, [(keep photo, its name)])."""
+    roll over to disk. Returns (photo, its name, fields, {"keep" | "only": [(reference photo, its name)]})."""
     from starlette.formparsers import MultiPartException, MultiPartParser
 
     async def stream():
@@ -251,16 +253,16 @@ async def _parse_multipart(request: Request, body: bytes) -> tuple[bytes | None,
         form = await parser.parse()
     except MultiPartException as e:
         raise ConfigError(f"bad multipart form: {e.message}") from None
-    data, name, fields, keep = None, "upload", {}, []
+    data, name, fields, refs = None, "upload", {}, {}
     try:
         for key, value in form.multi_items():
             if hasattr(value, "read"):
-                if key == "keep":
-                    keep.append((await value.read(), value.filename or "keep"))
+                if key in ("keep", "only"):
+                    refs.setdefault(key, []).append((await value.read(), value.filename or key))
                     continue
                 if key != "file":
                     raise ConfigError(f"the photo must be sent in the form field 'file' (people to leave alone in "
-                                      f"'keep'), not {key!r}")
+                                      f"'keep', or the only people to change in 'only'), not {key!r}")
                 if data is not None:
                     raise ConfigError("one photo per request in 'file'")
                 data = await value.read()
@@ -269,7 +271,9 @@ async def _parse_multipart(request: Request, body: bytes) -> tuple[bytes | None,
                 fields[key] = value
     finally:
         await form.close()
-    return data, name, fields, keep
+    if len(refs) > 1:
+        raise ConfigError("'keep' and 'only' exclude each other")
+    return data, name, fields, refs
 
 
 def _gather_options(fields: dict[str, str]) -> tuple[dict, str]:
@@ -379,20 +383,22 @@ def create_api(ctx: ServerContext) -> FastAPI:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "multipart/form-data":
             body = await _read_body(request, cfg.max_upload_bytes + _FORM_OVERHEAD, cfg.max_upload_bytes)
-            data, name, fields, keep = await _parse_multipart(request, body)
+            data, name, fields, refs = await _parse_multipart(request, body)
             del body
             if data is None:
                 raise ConfigError("no photo: send it in the multipart form field 'file'")
         else:
             data = await _read_body(request, cfg.max_upload_bytes, cfg.max_upload_bytes)
-            name, fields, keep = "upload", dict(request.query_params), []
+            name, fields, refs = "upload", dict(request.query_params), {}
         fields = {**{k: v for k, v in request.query_params.items() if k not in fields}, **fields}
         raw, fmt = _gather_options(fields)
         options = op.parse_options(raw)  # 400 on unknown/bad options, before any decoding
         ctx.check_upload(data, name)  # 413 / 415 / 422 (empty) from the first bytes
+        keep = [x for v in refs.values() for x in v]
         for kdata, kname in keep:
             ctx.check_upload(kdata, kname)
-        return await ctx.runner.run(ctx.process, op, data, options, fmt, name, None, keep, deadline=deadline)
+        return await ctx.runner.run(ctx.process, op, data, options, fmt, name, None, keep, "only" in refs,
+                                    deadline=deadline)
 
     @app.post("/api/run/{op}", response_model=RunBody, responses=RUN_RESPONSES, openapi_extra=RUN_REQUEST,
               tags=["operations"], summary="Run an operation (JSON answer, image in base64)", description=RUN_DOC)

@@ -145,9 +145,10 @@ class ServerContext:
         return check_format(data, name)
 
     def process(self, op: Operation, data: bytes, options: dict, out_fmt: str = "png", name: str = "upload",
-                progress=None, keep: list[tuple[bytes, str]] = ()) -> Processed:
+                progress=None, keep: list[tuple[bytes, str]] = (), only: bool = False) -> Processed:
         """Blocking: decode, run, encode. Call it through ``self.runner``. ``keep``: (bytes, name) of photos of
-        people to leave as they are (the form's ``keep`` files); only their descriptors are computed, nothing kept."""
+        people to leave as they are (the form's ``keep`` files; ``only``: of the only people to change, the form's
+        ``only`` files); only their descriptors are computed, nothing is kept."""
         from ..faces.keep import KeepList, run_keeping
         from ..io import encode_image, read_photo, stored_like
 
@@ -165,7 +166,7 @@ class ServerContext:
             for kdata, kname in keep:
                 self.check_upload(kdata, kname)
                 refs.append((read_photo(kdata, max_pixels=self.config.max_pixels, name=kname).rgb, kname))
-            people = KeepList.from_photos(refs)
+            people = KeepList.from_photos(refs, only=only)
             del refs
         result = run_keeping(op, rgb, options, people)
         if progress:
