@@ -238,11 +238,16 @@ def test_page_keeps_the_people_in_reference_photos(server, browser, fixtures_dir
     page.set_input_files("#fg-upload input[type=file]", str(fixtures_dir / "two_faces.jpg"))
     page.wait_for_selector("#fg-status-msg.ok")
     page.set_input_files("#fg-keep input[type=file]", str(fixtures_dir / "happy1.jpg"))
-    page.wait_for_function("document.querySelector('#fg-status').innerText.includes('leave as they are: happy1.jpg')")
+    page.wait_for_function("document.querySelector('#fg-status').innerText.includes('People photos: happy1.jpg')")
     page.click("#fg-run")
     page.wait_for_selector("#fg-after", timeout=120_000)
     table = page.inner_text("#fg-faces")
     assert "kept (matches a keep-face reference)" in table and "blurred" in table
+    # the other way round: only that person changed
+    page.locator("#fg-keep-mode label", has_text="change only them").click()
+    page.click("#fg-run")
+    page.wait_for_function("document.querySelector('#fg-faces').innerText.includes('not an only-face person')",
+                           timeout=120_000)
     assert [p for p in Path(app.state.upload_dir).rglob("*") if p.is_file()] == []
     page.close()
 

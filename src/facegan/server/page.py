@@ -136,8 +136,10 @@ def build_page(ctx: ServerContext):
                                        "- click or drop", file_count="single", type="filepath",
                                  elem_id="fg-upload", height=140)
                 status = gr.HTML(_status("info", "No photo yet."), elem_id="fg-status")
-                keep_up = gr.File(label=f"Optional: up to {MAX_KEEP} photos of people to leave as they are",
+                keep_up = gr.File(label=f"Optional: up to {MAX_KEEP} photos of people (one face each)",
                                   file_count="multiple", type="filepath", elem_id="fg-keep", height=110)
+                keep_mode = gr.Radio(choices=[("leave them as they are", "keep"), ("change only them", "only")],
+                                     value="keep", label="Those people", elem_id="fg-keep-mode")
                 keep = gr.State([], time_to_live=cfg.result_ttl_s)
                 op_dd = gr.Dropdown(choices=[(o.title, o.name) for o in available], value=default,
                                     label="Operation", elem_id="fg-op", interactive=bool(available))
@@ -227,7 +229,7 @@ def build_page(ctx: ServerContext):
                 gr.Warning(str(e))
                 return [], _status("err", html.escape(str(e))), None
             names = ", ".join(html.escape(n) for _, n in refs)
-            msg = (f"People to leave as they are: {names}." if refs else "No one to leave as they are.")
+            msg = (f"People photos: {names}." if refs else "No people photos.")
             return refs, _status("info", msg), None
 
         keep_up.upload(on_keep, inputs=keep_up, outputs=[keep, status, keep_up], api_visibility="private",
@@ -249,7 +251,7 @@ def build_page(ctx: ServerContext):
                     progress(frac, desc=desc)
 
                 res = await ctx.runner.run(ctx.process, op, state["data"], options, fmt, state["name"], prog,
-                                           values[keep])
+                                           values[keep], values[keep_mode] == "only")
             except FaceganError as e:
                 gr.Warning(str(e))
                 return {status: _status("err", html.escape(str(e))),
@@ -266,7 +268,7 @@ def build_page(ctx: ServerContext):
                     pair: _pair(f"/api/results/{state['preview']}", f"/api/results/{token}", f"After: {op.title}"),
                     download: link, faces: gr.update(value=rows, headers=headers)}
 
-        run_btn.click(on_run, inputs={photo, keep, op_dd, out_fmt, *[w for _, _, w in widgets]},
+        run_btn.click(on_run, inputs={photo, keep, keep_mode, op_dd, out_fmt, *[w for _, _, w in widgets]},
                       outputs=[status, pair, download, faces], api_visibility="private", show_progress_on=[pair],
                       concurrency_limit=cfg.concurrency + cfg.queue_size)
 
