@@ -110,3 +110,11 @@ def test_only_face_changes_just_that_person(tmp_path, fixtures_dir):
     both = CliRunner().invoke(main, ["blur", str(fixtures_dir / "happy.jpg"), "-o", str(out), "--keep-face",
                                      str(fixtures_dir / "sad.jpg"), "--only-face", str(fixtures_dir / "sad.jpg")])
     assert both.exit_code == 2 and "exclude each other" in both.output
+
+
+def test_a_reference_with_several_faces_takes_the_largest_and_says_so(tmp_path, fixtures_dir):
+    r = CliRunner().invoke(main, ["blur", str(fixtures_dir / "happy.jpg"), "-o", str(tmp_path / "o"), "-q",
+                                  "--keep-face", str(fixtures_dir / "two_faces.jpg")])
+    assert r.exit_code == 0, r.output
+    assert "warning: reference" in r.output and "has 2 faces: only the largest is taken" in r.output
+

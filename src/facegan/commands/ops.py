@@ -25,6 +25,8 @@ def _make(op):
             raise click.UsageError("--keep-face and --only-face exclude each other")
         people = (KeepList.from_paths(keep_face or only_face, keep_distance, only=bool(only_face))
                   if keep_face or only_face else None)
+        for note in people.notes if people else ():
+            click.echo(f"warning: {note}", err=True)
         s = run_op(op, list(inputs), out, kw,
                    suffix=suffix, overwrite=overwrite, progress=not quiet, max_pixels=max_pixels, fmt=fmt,
                    workers=workers, shard=shard, dry_run=dry_run, keep=people)

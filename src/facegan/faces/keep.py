@@ -26,6 +26,7 @@ class KeepList:
     sources: list[str] = field(default_factory=list)
     distance: float = KEEP_DISTANCE
     only: bool = False  # True: the references' people are the ones changed (--only-face), everyone else left
+    notes: list[str] = field(default_factory=list)  # references with more than one face (the largest was taken)
 
     def __bool__(self) -> bool:
         return len(self.descriptors) > 0
@@ -58,13 +59,15 @@ class KeepList:
         from .detect import detect_faces
 
         ident = get_identity()
-        out = []
+        out, notes = [], []
         for rgb, label in photos:
             faces = detect_faces(rgb, DETECTOR)
             if not faces:
                 raise NoFaceError(f"keep-face reference {label}: no face found in it")
+            if len(faces) > 1:
+                notes.append(f"reference {label} has {len(faces)} faces: only the largest is taken (one person a photo)")
             out.append(ident.embed(rgb, max(faces, key=lambda x: x.width * x.height)))
-        return cls(np.asarray(out, np.float32), [label for _, label in photos], float(distance), bool(only))
+        return cls(np.asarray(out, np.float32), [label for _, label in photos], float(distance), bool(only), notes)
 
     def leaves(self, descriptor: np.ndarray) -> float | None:
         """The distance to the nearest reference when the face is to be left as it is, else None."""
