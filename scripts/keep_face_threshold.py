@@ -26,7 +26,7 @@ def main() -> None:
     import av
 
     from facegan.faces.detect import detect_faces
-    from facegan.faces.keep import KEEP_DISTANCE
+    from facegan.faces.keep import DETECTOR, KEEP_DISTANCE
     from facegan.judges.identity import get_identity
 
     from facegan.evaluate.harness import select_images
@@ -36,7 +36,7 @@ def main() -> None:
     emb = []
     for lab in select_images(a.utkface, 100, "test") + select_images(a.utkface, 100, "test-rest"):
         rgb = read_image(lab.path)
-        faces = detect_faces(rgb)
+        faces = detect_faces(rgb, DETECTOR)
         if faces:
             emb.append(ident.embed(rgb, max(faces, key=lambda f: f.width * f.height)))
     emb = np.asarray(emb)
@@ -51,7 +51,7 @@ def main() -> None:
             if i % int(round(fps)):
                 continue
             rgb = fr.to_ndarray(format="rgb24")
-            faces = detect_faces(rgb)
+            faces = detect_faces(rgb, DETECTOR)
             if faces:
                 descs.append(ident.embed(rgb, max(faces, key=lambda f: f.width * f.height)))
         c.close()

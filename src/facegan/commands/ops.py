@@ -73,8 +73,8 @@ def _make(op):
               click.Option(["--keep-distance"], type=click.FloatRange(0.01, 0.6), default=0.5, show_default=True,
                            help="with --keep-face / --only-face: the dlib distance under which a face is one of the "
                                 "references' people "
-                                "(lower keeps fewer bystanders by mistake: 0.098% of other people per reference at "
-                                "0.5, 0.019% at 0.45 on held-out photos; reports/keep-face)"),
+                                "(lower keeps fewer bystanders by mistake: 0.100% of other people per reference at "
+                                "0.5, 0.021% at 0.45 on held-out photos; reports/keep-face)"),
               click.Option(["--dry-run"], is_flag=True,
                            help="print what the job would do (photos and videos to do, already done, outputs renamed so "
                                 "none is written twice, the resolved options) and write nothing"),
