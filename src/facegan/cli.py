@@ -22,6 +22,8 @@ Examples:
   facegan swap-gender photo.jpg -o out/ --to opposite gender swap with a per-face report
   facegan anonymize photos/ -o anon/                  every face, resumable, report.json/csv
   facegan anonymize photos/ -o anon/ --workers 2      the same over 2 processes (--shard I/N: machines)
+  facegan anonymize photos/ -o anon/ --keep-face me.jpg   everyone but me (--only-face: only them)
+  facegan report summary anon/                        the job's proof: rates with 95% intervals
   facegan train configs/gender-translator.yaml        train (or resume) a model
   facegan serve                                       web page + REST API on 127.0.0.1:7860
 Exit codes: 0 ok, 1 other (e.g. a write the system refused), 10 unsupported format, 11 corrupt image,
