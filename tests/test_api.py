@@ -122,3 +122,11 @@ def test_no_api_name_is_also_a_submodule():
     import importlib.util
 
     assert [n for n in facegan._API if importlib.util.find_spec(f"facegan.{n}") is not None] == []
+
+
+def test_a_video_path_points_to_process_folder(tmp_path):
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64))
+    with pytest.raises(UnsupportedFormatError, match="process_folder"):
+        facegan.blur(clip)
+

@@ -139,7 +139,13 @@ def process(operation: str, image: Image, *, max_pixels: int | None = None, keep
     if not op.available():
         raise ModelError(f"{op.name}: its model is not installed")
     from .faces.keep import run_keeping
+    from .io.video import is_video_path
 
+    if isinstance(image, (str, os.PathLike)) and is_video_path(Path(image)):
+        from .errors import UnsupportedFormatError
+
+        raise UnsupportedFormatError(f"{image}: a video — process_folder({operation!r}, {str(image)!r}, OUT_DIR) "
+                                     "writes it (faces tracked, one decision per face)")
     photo, source = load(image, max_pixels=max_pixels)
     res = run_keeping(op, photo.rgb, opts, keep_list(keep, only))
     return Result(operation=op.name, options=opts, image=res.image, faces=res.faces, synthetic=bool(res.synthetic),
