@@ -118,3 +118,18 @@ def test_a_reference_with_several_faces_takes_the_largest_and_says_so(tmp_path, 
     assert r.exit_code == 0, r.output
     assert "warning: reference" in r.output and "has 2 faces: only the largest is taken" in r.output
 
+
+def test_when_only_faces_too_small_for_the_op_are_left_the_photo_is_not_failed(tmp_path, fixtures_dir):
+    """A kept face beside a face too small for blur (under 24 px): before, the op got only the small one and the photo
+    failed with "no face found"; now it is written unchanged, the small face reported as too small."""
+    import cv2
+
+    a, b = read_image(fixtures_dir / "happy1.jpg"), read_image(fixtures_dir / "art_18.jpg")
+    canvas = np.full((a.shape[0], a.shape[1] + 120, 3), 200, np.uint8)
+    canvas[:, : a.shape[1]] = a
+    small = cv2.resize(b, (60, 60), interpolation=cv2.INTER_AREA)
+    canvas[20:80, a.shape[1] + 30 : a.shape[1] + 90] = small
+    res = facegan.blur(canvas, keep=fixtures_dir / "happy1.jpg")
+    assert [x["status"].split(" ")[0] for x in res.faces] == ["kept", "too"] and res.faces[1]["too_small"]
+    assert np.array_equal(res.image, canvas) and not res.synthetic
+

@@ -95,6 +95,7 @@ class KeepList:
 
 def run_keeping(op, rgb: np.ndarray, options: dict, keep: KeepList | None):
     """``op`` on ``rgb`` with the faces ``keep`` leaves as they are (their rows say so)."""
+    from ..errors import NoFaceError
     from ..ops.base import OpResult
     from .detect import detect_faces
 
@@ -108,7 +109,12 @@ def run_keeping(op, rgb: np.ndarray, options: dict, keep: KeepList | None):
         if not faces:
             return op.run(rgb, **options)  # the op's own "no face" error
         return OpResult(image=rgb.copy(), faces=rows, synthetic=False)
-    res = op.run(rgb, **options, faces=[faces[i] for i in change])
+    try:
+        res = op.run(rgb, **options, faces=[faces[i] for i in change])
+    except NoFaceError:  # the faces left for the op are all too small for it (the baselines' min_face)
+        rows += [{"face": i, "box": [round(float(v), 1) for v in faces[i].box], "score": round(float(faces[i].score), 3),
+                  "status": "too small for the operation: left as it is", "too_small": True} for i in change]
+        return OpResult(image=rgb.copy(), faces=sorted(rows, key=lambda r: r["face"]), synthetic=False)
     for r in res.faces:
         if isinstance(r.get("face"), int) and 0 <= r["face"] < len(change):
             r["face"] = change[r["face"]]
