@@ -71,7 +71,9 @@ def _region_mask(shape: tuple[int, int], face: Face) -> tuple[np.ndarray, tuple[
 
 
 def _faces_or_raise(rgb: np.ndarray, detector: str, min_face: int, given: list[Face] | None = None) -> list[Face]:
-    """The faces to work on: ``given`` (e.g. a video's tracked faces) or the detector's, at least ``min_face`` px."""
+    """The faces to work on: ``given`` (e.g. a video's tracked faces) or the detector's, at least ``min_face`` px (the
+    baselines' default 0: every face found, however small — until session 23 faces under 24 px were left as they
+    were, with no report row, so a `facegan blur` of a crowd missed its smallest faces silently)."""
     from ..faces.detect import detect_faces
 
     found = detect_faces(rgb, detector) if given is None else given
@@ -122,7 +124,7 @@ def blur_faces(rgb: np.ndarray, faces: list[Face], strength: float = 1.0) -> tup
     return _apply(rgb, faces, tf, "blurred")
 
 
-def blur(rgb: np.ndarray, strength: float = 1.0, detector: str = "centerface", min_face: int = 24,
+def blur(rgb: np.ndarray, strength: float = 1.0, detector: str = "centerface", min_face: int = 0,
          faces: list[Face] | None = None) -> OpResult:
     """Gaussian blur of each face region; sigma = strength x 8 % of the face region's width."""
     if strength < 0:
@@ -137,7 +139,7 @@ def blur(rgb: np.ndarray, strength: float = 1.0, detector: str = "centerface", m
                           "time_s": round(time.perf_counter() - t0, 3)})
 
 
-def pixelate(rgb: np.ndarray, blocks: int = 10, detector: str = "centerface", min_face: int = 24,
+def pixelate(rgb: np.ndarray, blocks: int = 10, detector: str = "centerface", min_face: int = 0,
              faces: list[Face] | None = None) -> OpResult:
     """Mosaic of each face region: ``blocks`` cells across the face region's width."""
     if blocks < 1:
