@@ -359,3 +359,8 @@ def test_report_summary_gives_rates_with_intervals(tmp_path):
     assert r.exit_code == 0 and json.loads(r.output)["faces"] == 11
     r = CliRunner().invoke(main, ["report", "summary", str(tmp_path / "none")])
     assert r.exit_code != 0
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    (shards / "report.shard-0-of-2.jsonl").write_text("")
+    r = CliRunner().invoke(main, ["report", "summary", str(shards)])
+    assert r.exit_code == 15 and "facegan report merge" in r.output

@@ -150,6 +150,8 @@ def summarize_job(out_dir: str | Path) -> dict:
 
     rp = Path(out_dir) / "report.json"
     if not rp.is_file():
+        if any(Path(out_dir).glob("report.shard-*.jsonl")):
+            raise InputNotFoundError(f"{rp}: only shard reports in {out_dir}; join them first: facegan report merge {out_dir}")
         raise InputNotFoundError(f"{rp}: no report (run a job into {out_dir} first)")
     rows = json.loads(rp.read_text())["faces"]
     failed = [r for r in rows if r.get("status") == "failed"]
