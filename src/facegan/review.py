@@ -34,6 +34,18 @@ def _drawable(text: str) -> str:
     return plain.encode("ascii", "replace").decode("ascii")
 
 
+def _report_path(out_dir: Path, name: str = "report.json") -> Path:
+    """``out_dir/name``, or an error that says what to do: run a job there, or merge its shards first."""
+    from .errors import InputNotFoundError
+
+    rp = Path(out_dir) / name
+    if not rp.is_file():
+        if any(Path(out_dir).glob("report.shard-*.jsonl")):
+            raise InputNotFoundError(f"{rp}: only shard reports in {out_dir}; join them first: facegan report merge {out_dir}")
+        raise InputNotFoundError(f"{rp}: no report (run an op with -o {out_dir} first)")
+    return rp
+
+
 def flags_of(row: dict) -> list[str]:
     return [label for key, bad, label in FLAGS if key in row and row[key] == bad]
 
@@ -53,13 +65,10 @@ def review_sheets(out_dir: str | Path, dest: str | Path | None = None, flagged_o
     and the flags; flagged faces first. Returns counts and the pages written."""
     from PIL import Image, ImageDraw
 
-    from .errors import InputNotFoundError
     from .io import read_image
 
     out_dir = Path(out_dir)
-    rp = out_dir / report
-    if not rp.exists():
-        raise InputNotFoundError(f"{rp}: no report (run an op with -o {out_dir} first)")
+    rp = _report_path(out_dir, report)
     rows = json.loads(rp.read_text())["faces"]
     faces = [r for r in rows if r.get("output") and r.get("box")]
     failed = sum(r.get("status") == "failed" for r in rows)
@@ -145,14 +154,9 @@ def summarize_job(out_dir: str | Path) -> dict:
     95% Wilson interval, over all faces and per direction (``facegan report summary OUT``) — the data set's proof
     in one place. Rates count the faces whose row has the check (changed faces; kept, too-small and unchanged
     faces have none)."""
-    from .errors import InputNotFoundError
     from .evaluate.harness import wilson
 
-    rp = Path(out_dir) / "report.json"
-    if not rp.is_file():
-        if any(Path(out_dir).glob("report.shard-*.jsonl")):
-            raise InputNotFoundError(f"{rp}: only shard reports in {out_dir}; join them first: facegan report merge {out_dir}")
-        raise InputNotFoundError(f"{rp}: no report (run a job into {out_dir} first)")
+    rp = _report_path(Path(out_dir))
     rows = json.loads(rp.read_text())["faces"]
     failed = [r for r in rows if r.get("status") == "failed"]
     faces = [r for r in rows if r.get("status") != "failed"]
