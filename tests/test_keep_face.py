@@ -138,3 +138,13 @@ def test_when_only_faces_too_small_for_the_op_are_left_the_photo_is_not_failed(t
     assert [x["status"].split(" ")[0] for x in res.faces] == ["kept", "too"] and res.faces[1]["too_small"]
     assert np.array_equal(res.image, canvas) and not res.synthetic
 
+
+def test_an_op_that_takes_no_faces_is_refused_clearly(fixtures_dir):
+    from facegan.errors import ConfigError
+    from facegan.faces.keep import run_keeping
+    from facegan.ops.base import Operation, OpResult
+
+    op = Operation(name="plain", title="t", description="d", run=lambda rgb: OpResult(image=rgb))
+    with pytest.raises(ConfigError, match="takes no faces="):
+        run_keeping(op, read_image(fixtures_dir / "happy.jpg"), {}, KeepList.from_paths(fixtures_dir / "sad.jpg"))
+

@@ -101,6 +101,14 @@ def run_keeping(op, rgb: np.ndarray, options: dict, keep: KeepList | None):
 
     if not keep:
         return op.run(rgb, **options)
+    import inspect
+
+    params = inspect.signature(op.run).parameters
+    if "faces" not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        from ..errors import ConfigError
+
+        raise ConfigError(f"{op.name}: its run takes no faces=, so it cannot leave some faces as they are "
+                          "(--keep-face / --only-face); see docs/ops.md")
     faces = detect_faces(rgb, options.get("detector") or DETECTOR)
     faces.sort(key=lambda f: (f.box[0], f.box[1]))
     change, kept = keep.split(rgb, faces)
