@@ -119,7 +119,7 @@ def run_keeping(op, rgb: np.ndarray, options: dict, keep: KeepList | None):
         return OpResult(image=rgb.copy(), faces=rows, synthetic=False)
     try:
         res = op.run(rgb, **options, faces=[faces[i] for i in change])
-    except NoFaceError:  # the faces left for the op are all too small for it (the baselines' min_face)
+    except NoFaceError:  # the faces left for the op are all too small for it (swap-gender's 24 px)
         rows += [{"face": i, "box": [round(float(v), 1) for v in faces[i].box], "score": round(float(faces[i].score), 3),
                   "status": "too small for the operation: left as it is", "too_small": True} for i in change]
         return OpResult(image=rgb.copy(), faces=sorted(rows, key=lambda r: r["face"]), synthetic=False)
