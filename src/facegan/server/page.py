@@ -229,7 +229,8 @@ def build_page(ctx: ServerContext):
                 gr.Warning(str(e))
                 return [], _status("err", html.escape(str(e))), None
             names = ", ".join(html.escape(n) for _, n in refs)
-            msg = (f"People photos: {names}." if refs else "No people photos.")
+            msg = (f"People photos: {names} (upload others to replace them, or reload the page to drop them)."
+                   if refs else "No people photos.")
             return refs, _status("info", msg), None
 
         keep_up.upload(on_keep, inputs=keep_up, outputs=[keep, status, keep_up], api_visibility="private",
