@@ -148,3 +148,12 @@ def test_an_op_that_takes_no_faces_is_refused_clearly(fixtures_dir):
     with pytest.raises(ConfigError, match="takes no faces="):
         run_keeping(op, read_image(fixtures_dir / "happy.jpg"), {}, KeepList.from_paths(fixtures_dir / "sad.jpg"))
 
+
+
+def test_analyze_reports_each_faces_distance_to_the_references(fixtures_dir):
+    """To choose --keep-distance: `facegan analyze PHOTO --reference ME.jpg`."""
+    r = CliRunner().invoke(main, ["analyze", str(fixtures_dir / "two_faces.jpg"), "--reference",
+                                  str(fixtures_dir / "happy1.jpg")])
+    assert r.exit_code == 0, r.output
+    d = [f["reference_distance"] for f in json.loads(r.output.strip().splitlines()[-1])["faces"]]
+    assert d[0] < 0.1 and d[1] > KEEP_DISTANCE

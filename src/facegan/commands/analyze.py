@@ -63,8 +63,9 @@ def out_path(folder: Path, rel: Path, suffix: str, used: set) -> Path:
 
 # -- analysis ------------------------------------------------------------------------------------
 def analyze_image(rgb: np.ndarray, *, detector: str = DEFAULT_DETECTOR, landmarks: int = 5,
-                  embedding: bool = False) -> list[dict]:
-    """Per face: box, score, detector, landmarks5 (and landmarks68), then every judge's fields."""
+                  embedding: bool = False, references=None) -> list[dict]:
+    """Per face: box, score, detector, landmarks5 (and landmarks68), then every judge's fields; with ``references``
+    (a :class:`~facegan.faces.keep.KeepList`) its dlib distance to the nearest one (``reference_distance``)."""
     from ..faces.detect import add_landmarks68, detect_faces
     from ..judges import analyze_face
 
@@ -76,6 +77,11 @@ def analyze_image(rgb: np.ndarray, *, detector: str = DEFAULT_DETECTOR, landmark
             add_landmarks68(rgb, f)
         d = {"index": i, **f.to_dict()}
         d.update(analyze_face(rgb, f, embedding=embedding))
+        if references:
+            from ..judges.identity import get_identity
+
+            e = get_identity().embed(rgb, f)
+            d["reference_distance"] = round(float(np.linalg.norm(references.descriptors - e[None], axis=1).min()), 4)
         out.append(d)
     return out
 
@@ -116,11 +122,14 @@ def annotate(rgb: np.ndarray, faces: list[dict]) -> np.ndarray:
 @click.option("--landmarks", type=click.Choice(["5", "68"]), default="5", show_default=True,
               help="68 adds dlib's iBUG points (that model's training data excludes commercial use)")
 @click.option("--embedding", is_flag=True, help="include the 128-d identity embedding of each face")
+@click.option("--reference", "references", multiple=True, type=click.Path(exists=True), metavar="PHOTO",
+              help="a photo (or folder) of someone: each face gets its dlib distance to the nearest reference "
+                   "(reference_distance) — what --keep-face / --only-face compare with --keep-distance (0.5)")
 @click.option("--max-pixels", type=int, default=None, help="refuse larger images")
 @click.option("--overwrite", is_flag=True, help="replace existing annotated images / JSON file")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
 @click.pass_context
-def command(ctx, inputs, json_out, annotate_dir, detector, landmarks, embedding, max_pixels, overwrite,
+def command(ctx, inputs, json_out, annotate_dir, detector, landmarks, embedding, references, max_pixels, overwrite,
             quiet):
     """Find faces and judge them: box, score, landmarks, gender (p_female), age, expression.
 
@@ -133,12 +142,20 @@ def command(ctx, inputs, json_out, annotate_dir, detector, landmarks, embedding,
       facegan analyze photo.jpg
       facegan analyze photos/ --json-out faces.json --annotate annotated/
       facegan analyze photo.jpg --detector dlib-hog --landmarks 68 --embedding
+      facegan analyze group.jpg --reference me.jpg        each face's distance to me (for --keep-face)
     """
     from ..errors import OutputExistsError
     from ..faces.detect import get_detector
     from ..io import read_image, write_image
 
     get_detector(detector)  # unknown name -> ConfigError before any work
+    refs = None
+    if references:
+        from ..faces.keep import KeepList
+
+        refs = KeepList.from_paths(references)
+        for note in refs.notes:
+            click.echo(f"warning: {note}", err=True)
     if json_out and Path(json_out).exists() and not overwrite:
         raise OutputExistsError(f"{json_out}: already exists (use --overwrite)")
     items, collect = expand_inputs(inputs)
@@ -149,7 +166,7 @@ def command(ctx, inputs, json_out, annotate_dir, detector, landmarks, embedding,
             rgb = read_image(path, max_pixels=max_pixels)
             rec.update(width=int(rgb.shape[1]), height=int(rgb.shape[0]), detector=detector)
             rec["faces"] = analyze_image(rgb, detector=detector, landmarks=int(landmarks),
-                                         embedding=embedding)
+                                         embedding=embedding, references=refs)
             if annotate_dir:
                 p = out_path(Path(annotate_dir), rel, "", used)
                 write_image(p, annotate(rgb, rec["faces"]), synthetic=False, overwrite=overwrite,
