@@ -100,6 +100,9 @@ def test_detect_and_analyze(portrait_path):
     assert len(faces) == 1 and faces[0].width > 50
     (row,) = facegan.analyze(portrait_path)
     assert row["gender"] in ("male", "female") and 0 < row["age"] < 100 and row["expression"]
+    assert "reference_distance" not in row
+    (row,) = facegan.analyze(portrait_path, reference=portrait_path)
+    assert row["reference_distance"] < 0.05
 
 
 def test_anonymize_with_its_proof_and_no_secret_in_the_file(tmp_path, portrait_path):

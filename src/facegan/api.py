@@ -195,13 +195,15 @@ def detect(image: Image, detector: str = "centerface", *, max_pixels: int | None
 
 
 def analyze(image: Image, detector: str = "centerface", *, landmarks: int = 5, embedding: bool = False,
-            max_pixels: int | None = None) -> list[dict]:
+            reference=None, max_pixels: int | None = None) -> list[dict]:
     """What ``facegan analyze`` prints for a photo: per face its box, landmarks, gender, age, expression (and
-    identity embedding)."""
+    identity embedding); ``reference`` (photo path(s), a folder or a ``KeepList``): each face's dlib distance to the
+    nearest reference person (``reference_distance``, what ``keep=`` / ``only=`` compare with 0.5)."""
     from .commands.analyze import analyze_image
 
     photo, _ = load(image, max_pixels=max_pixels)
-    return analyze_image(photo.rgb, detector=detector, landmarks=landmarks, embedding=embedding)
+    return analyze_image(photo.rgb, detector=detector, landmarks=landmarks, embedding=embedding,
+                         references=keep_list(reference))
 
 
 def operations(available_only: bool = False) -> list[dict]:
