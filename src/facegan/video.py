@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import NoFaceError
+from .faces.keep import VERIFY_MIN
 from .ops.base import Operation, photo_seed
 
 DETECTOR = "centerface-upright"  # the ops' detector without its turned passes (faces/centerface.py), ~50 ms a frame
@@ -156,7 +157,8 @@ def process_video(op: Operation, opts: dict, src: Path, dst: Path, key: str, max
                 regions[k.id].append((t, *_region(frame, k.faces[t])))
             for k in want.get(t, ()):
                 person[k.id] = k.id
-                if keep:  # a face to leave alone (--keep-face / --only-face): decided on its keyframe, never changed
+                if keep and min(k.faces[t].width, k.faces[t].height) >= VERIFY_MIN:  # a face to leave alone
+                    # (--keep-face / --only-face): decided on its keyframe, never changed; a smaller one always changed
                     d = keep.leaves(_descriptor(frame, k.faces[t]))
                     if d is not None:
                         kept[k.id], pins[k.id], key_rows[k.id] = d, None, keep.row(k.id, k.faces[t], d)

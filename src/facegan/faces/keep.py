@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 KEEP_DISTANCE = 0.5  # dlib descriptor distance under which a face is one of the kept people
+VERIFY_MIN = 24  # px: a face smaller than this cannot be told apart reliably — it always goes to the op (the
+# privacy-safe side in both modes: a bystander is never kept, an only-face person never left, on a guess)
 DETECTOR = "centerface"
 
 
@@ -82,8 +84,9 @@ class KeepList:
 
         if not self or not faces:
             return list(range(len(faces))), {}
-        desc = get_identity().embed_many(rgb, faces)
-        kept = {i: d for i, d in enumerate(self.leaves(x) for x in desc) if d is not None}
+        big = [i for i, f in enumerate(faces) if min(f.width, f.height) >= VERIFY_MIN]
+        desc = get_identity().embed_many(rgb, [faces[i] for i in big]) if big else []
+        kept = {i: d for i, d in zip(big, (self.leaves(x) for x in desc)) if d is not None}
         return [i for i in range(len(faces)) if i not in kept], kept
 
     def row(self, index: int, face, distance: float) -> dict:
