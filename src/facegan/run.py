@@ -110,9 +110,9 @@ def _previous_outputs(out_dir: Path) -> set[Path]:
     """The outputs this output folder's journals and reports record (every shard's), resolved."""
     found: dict[str, list[dict]] = {}
     if out_dir.is_dir():
-        for jl in out_dir.glob("report*.jsonl"):
+        for jl in out_dir.glob("report.shard-*.jsonl"):
             _read_journal(jl, found)
-        found.update(_load_previous(out_dir, "report"))
+        found.update(_load_previous(out_dir, "report"))  # report.jsonl, or an old folder's report.json
     return {Path(r["output"]).resolve() for rows in found.values() for r in rows
             if isinstance(r, dict) and r.get("output")}
 

@@ -80,8 +80,7 @@ def analyze_image(rgb: np.ndarray, *, detector: str = DEFAULT_DETECTOR, landmark
         if references:
             from ..judges.identity import get_identity
 
-            e = get_identity().embed(rgb, f)
-            d["reference_distance"] = round(float(np.linalg.norm(references.descriptors - e[None], axis=1).min()), 4)
+            d["reference_distance"] = round(references.nearest(get_identity().embed(rgb, f)), 4)
         out.append(d)
     return out
 

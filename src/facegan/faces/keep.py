@@ -71,11 +71,15 @@ class KeepList:
             out.append(ident.embed(rgb, max(faces, key=lambda x: x.width * x.height)))
         return cls(np.asarray(out, np.float32), [label for _, label in photos], float(distance), bool(only), notes)
 
+    def nearest(self, descriptor: np.ndarray) -> float:
+        """The dlib distance from ``descriptor`` to the nearest reference."""
+        return float(np.linalg.norm(self.descriptors - np.asarray(descriptor, np.float32)[None], axis=1).min())
+
     def leaves(self, descriptor: np.ndarray) -> float | None:
         """The distance to the nearest reference when the face is to be left as it is, else None."""
         if not self:
             return None
-        d = float(np.linalg.norm(self.descriptors - np.asarray(descriptor, np.float32)[None], axis=1).min())
+        d = self.nearest(descriptor)
         return d if (d < self.distance) != self.only else None
 
     def split(self, rgb: np.ndarray, faces: list) -> tuple[list[int], dict[int, float]]:
@@ -92,8 +96,11 @@ class KeepList:
     def row(self, index: int, face, distance: float) -> dict:
         """The report row of a face left as it is."""
         why = "not an only-face person" if self.only else "matches a keep-face reference"
-        return {"face": index, "box": [round(float(v), 1) for v in face.box], "score": round(float(face.score), 3),
-                "status": f"kept ({why})", "keep_distance": round(distance, 4)}
+        return {**_face_row(index, face), "status": f"kept ({why})", "keep_distance": round(distance, 4)}
+
+
+def _face_row(index: int, face) -> dict:
+    return {"face": index, "box": [round(float(v), 1) for v in face.box], "score": round(float(face.score), 3)}
 
 
 def run_keeping(op, rgb: np.ndarray, options: dict, keep: KeepList | None):
@@ -123,8 +130,8 @@ def run_keeping(op, rgb: np.ndarray, options: dict, keep: KeepList | None):
     try:
         res = op.run(rgb, **options, faces=[faces[i] for i in change])
     except NoFaceError:  # the faces left for the op are all too small for it (swap-gender's 24 px)
-        rows += [{"face": i, "box": [round(float(v), 1) for v in faces[i].box], "score": round(float(faces[i].score), 3),
-                  "status": "too small for the operation: left as it is", "too_small": True} for i in change]
+        rows += [{**_face_row(i, faces[i]), "status": "too small for the operation: left as it is", "too_small": True}
+                 for i in change]
         return OpResult(image=rgb.copy(), faces=sorted(rows, key=lambda r: r["face"]), synthetic=False)
     for r in res.faces:
         if isinstance(r.get("face"), int) and 0 <= r["face"] < len(change):
