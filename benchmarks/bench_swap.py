@@ -146,6 +146,10 @@ def main() -> None:
             t("refine", refiner.refine, crop[None], [target], 0.5)
             t("refine_torch", refiner_torch.refine, crop[None], [target], 0.5)
             t("restore", restorer.restore, crop[None], [target], 2.5)
+            from facegan.faces.facemask import face_mask_in_crop
+
+            f.landmarks68 = None  # fitted afresh each time, as the op does
+            t("face_mask", face_mask_in_crop, rgb, f, al)  # swap-gender's default: 68 landmarks + the jaw-line mask
             out = t("paste_back", paste_back, rgb, al, crop, mask="ellipse", mode="residual")
 
             def verify():
