@@ -35,7 +35,7 @@ DETECTOR = "centerface-upright"  # the ops' detector without its turned passes (
 # less; every PROBE_EVERY_S seconds a frame is also searched with them, and once a face there is rolled more than
 # PROBE_ROLL degrees (someone lying down, a camera turned without a rotation tag) that frame, the frames since the
 # probe before it (decoded again) and every later frame are too
-TURNED_DETECTOR = "centerface"
+TURNED_DETECTOR = "centerface-video"  # the ops' detector (turned passes too), no small-face pass unless asked
 PROBE_EVERY_S = 0.5  # ~60 ms a probe: about 4 ms a frame at 30 fps
 PROBE_ROLL = 45.0
 BACKFILL_BYTES = 256 << 20  # the frames since the last probe are kept for that (decoded again when larger)

@@ -24,6 +24,7 @@ class Detector(Protocol):
 _REGISTRY: dict[str, type] = {}
 # backends in their own modules, imported on first use (they import this module)
 _LAZY = {"centerface": "facegan.faces.centerface", "centerface-upright": "facegan.faces.centerface",
+         "centerface-video": "facegan.faces.centerface",
          "dlib-cnn": "facegan.faces.dlib_cnn"}
 
 
