@@ -212,7 +212,9 @@ def test_one_bit():
     a = np.zeros((8, 8), bool)
     a[:, 4:] = True
     out = read_image(encoded(Image.fromarray(a), "PNG"))
-    assert (out[:, :4] == 0).all() and (out[:, 4:] == 255).all()
+    # read descreened (the grey tones a dithered photo prints): black and white far from the edge, a ramp across it
+    assert out.shape == (8, 8, 3) and (out[:, 0] <= 2).all() and (out[:, 7] >= 253).all()
+    assert (np.diff(out[0, :, 0].astype(int)) >= 0).all() and 0 < out[0, 3, 0] < out[0, 4, 0] < 255
 
 
 def test_LA_transparent_goes_white():
@@ -461,3 +463,35 @@ def test_iter_images(tmp_path):
 def test_bomb_header_helper_really_claims_the_size():
     data = png_with_size(small_png(), 30_000, 30_000)
     assert struct.unpack(">II", data[16:24]) == (30_000, 30_000)
+
+
+def test_a_bilevel_photo_is_descreened_and_its_unchanged_pixels_come_back(tmp_path, portrait_path):
+    """A dithered 1-bit photo (mode "1", or grey with only black and white) is read as the grey tones it prints;
+    written back, it is black and white again, every pixel the operation did not change exactly its own."""
+    from PIL import Image
+
+    from facegan.io import read_photo, stored_like
+
+    src = Image.open(portrait_path).convert("1")
+    p1 = tmp_path / "dots.png"
+    src.save(p1)
+    pl = tmp_path / "dots_l.png"
+    src.convert("L").save(pl)
+    for p in (p1, pl):
+        ph = read_photo(p)
+        assert ph.bilevel is not None and ph.grey
+        assert np.array_equal(ph.bilevel, np.asarray(src.convert("L")))
+        assert len(np.unique(ph.rgb)) > 50  # continuous tones for the models
+        assert np.array_equal(stored_like(ph, ph.rgb, "png"), ph.bilevel)  # nothing changed: the file's own dots
+        changed = ph.rgb.copy()
+        changed[40:80, 60:120] = np.clip(changed[40:80, 60:120].astype(int) + 60, 0, 255)
+        out = stored_like(ph, changed, "png")
+        assert set(np.unique(out)) <= {0, 255}
+        assert not np.array_equal(out[40:80, 60:120], ph.bilevel[40:80, 60:120])
+        far = np.ones(out.shape, bool)
+        far[36:84, 56:124] = False  # the change and 4 px round it
+        assert np.array_equal(out[far], ph.bilevel[far])
+        assert out[40:80, 60:120].mean() > ph.bilevel[40:80, 60:120].mean()  # lighter, as the change
+    grey = tmp_path / "grey.png"
+    Image.open(portrait_path).convert("L").save(grey)
+    assert read_photo(grey).bilevel is None  # a grey photo is not descreened

@@ -1010,3 +1010,27 @@ def test_anonymized_file_does_not_carry_the_seed_or_the_originals_attributes(tmp
     assert not any("_before" in k for k in faces[0])
     rep = json.loads((out / "report.json").read_text())
     assert rep["meta"]["options"]["seed"] == 7 and "age_before" in rep["faces"][0]
+
+
+def test_a_dithered_one_bit_photo_is_anonymized_and_comes_back_black_and_white(fixtures_dir, tmp_path):
+    """Shipped models. Read on its dots, a 1-bit photo's face was misjudged and, anonymized, still matched by both
+    identity models (the dots of its features stayed under the change). Descreened for the models and dithered
+    back only where the face changed, the output is black and white, untouched away from the face, and no longer
+    the same person to dlib."""
+    from PIL import Image
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.open(fixtures_dir / "people_0.jpg").convert("1").save(src / "dots.png")
+    r = _run(["anonymize", str(src / "dots.png"), "-o", str(tmp_path / "out"), "-q", "--seed", "0"])
+    assert r.exit_code == 0, r.output
+    row = json.loads((tmp_path / "out" / "report.json").read_text())["faces"][0]
+    assert row["gender_before"] == "female" and row["status"] == "changed"
+    assert row["same_person"] is False
+    a, b = np.asarray(Image.open(src / "dots.png").convert("L")), np.asarray(Image.open(tmp_path / "out" / "dots.png"))
+    assert set(np.unique(b)) <= {0, 255}
+    x0, y0, x1, y1 = (int(v) for v in row["box"])
+    w, h = x1 - x0, y1 - y0
+    far = np.ones(a.shape, bool)
+    far[max(0, y0 - h):y1 + h, max(0, x0 - w):x1 + w] = False
+    assert np.array_equal(a[far], b[far]) and not np.array_equal(a, b)

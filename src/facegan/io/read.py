@@ -13,6 +13,10 @@ Decisions, in one place:
   converted to sRGB; transparency is composited over white; 16-bit images are scaled to 8 bits;
   :func:`read_photo` also keeps what that drops and a writer can put back: the alpha channel with the
   colours before compositing, and whether the file was stored in grey (see ``write.stored_like``);
+- a bilevel (1-bit, dithered) photo — mode "1", or grey with only black and white pixels — is descreened
+  (a Gaussian of ``DESCREEN_SIGMA`` px) into the continuous tones the detectors, judges and models read;
+  :func:`read_photo` keeps its own pixels, and the writer dithers only the faces an operation changed back
+  into them (``write.stored_like``): the dots of the original face no longer stay under the change;
 - animated PNG/WEBP are refused (a still photo is expected); a multi-page TIFF gives its first page.
 """
 from __future__ import annotations
@@ -59,6 +63,9 @@ def default_max_pixels() -> int:
 
 
 _GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+# px: the Gaussian that turns a dithered 1-bit photo into the grey tones it prints (a face read on the dots was
+# misjudged and, anonymized, still matched by both identity models: the dots of its features stayed under the change)
+DESCREEN_SIGMA = 1.2
 
 
 @dataclass
@@ -71,6 +78,7 @@ class Photo:
     alpha: np.ndarray | None = None
     straight: np.ndarray | None = None
     grey: bool = False
+    bilevel: np.ndarray | None = None  # a 1-bit photo's own pixels (H, W) uint8, 0 / 255; ``rgb`` is descreened
 
 
 def read_image(source: Source, *, max_pixels: int | None = None, name: str | None = None) -> np.ndarray:
@@ -198,12 +206,21 @@ def _to_photo(im: Image.Image, label: str) -> Photo:
         if (a < 255).any():
             alpha, straight = a, np.array(rgba.convert("RGB"), dtype=np.uint8)
         im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), rgba)
+    bilevel = None
+    if alpha is None and im.mode in ("1", "L"):
+        g = np.array(im.convert("L"), dtype=np.uint8)
+        if g.size and ((g == 0) | (g == 255)).all() and (g == 0).any() and (g == 255).any():
+            import cv2
+
+            bilevel = g
+            soft = cv2.GaussianBlur(g.astype(np.float32), (0, 0), DESCREEN_SIGMA)
+            im = Image.fromarray(np.clip(np.rint(soft), 0, 255).astype(np.uint8), "L")
     if im.mode != "RGB":
         try:
             im = im.convert("RGB")
         except ValueError:
             raise UnsupportedFormatError(f"{label}: colour mode {im.mode} is not supported") from None
-    return Photo(np.array(im, dtype=np.uint8), alpha, straight, grey)
+    return Photo(np.array(im, dtype=np.uint8), alpha, straight, grey, bilevel)
 
 
 def _to_srgb(im: Image.Image) -> Image.Image:

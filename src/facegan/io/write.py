@@ -169,9 +169,27 @@ def stored_like(photo: Photo, rgb: np.ndarray, fmt: str) -> np.ndarray:
         out = np.clip(photo.straight.astype(np.int16) + delta, 0, 255).astype(np.uint8)
     if photo.grey:  # ITU-R 601 luma, as Pillow converts (a grey input changed in lightness only stays exact)
         out = np.asarray(Image.fromarray(np.ascontiguousarray(out), "RGB").convert("L"))
+    if photo.bilevel is not None and out.ndim == 2:
+        out = redithered(photo, out)
     if alpha:
         out = np.dstack([out, photo.alpha])
     return out
+
+
+def redithered(photo: Photo, grey: np.ndarray) -> np.ndarray:
+    """A bilevel photo's result: its own black and white pixels wherever the operation changed nothing, and the
+    changed regions (``grey`` differs from the descreened ``photo.rgb``; 2 px more for the dither's spread)
+    dithered back to black and white (Floyd-Steinberg)."""
+    import cv2
+
+    before = np.asarray(Image.fromarray(np.ascontiguousarray(photo.rgb), "RGB").convert("L"))
+    changed = grey != before
+    if not changed.any():
+        return photo.bilevel.copy()
+    comp = np.where(changed, grey, photo.bilevel).astype(np.uint8)
+    dots = np.asarray(Image.fromarray(comp, "L").convert("1").convert("L"))  # Pillow dithers by default
+    near = cv2.dilate(changed.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    return np.where(near, dots, photo.bilevel).astype(np.uint8)
 
 
 def _pairs(synthetic: bool, info: dict | None, source_type: str) -> dict[str, str]:
