@@ -201,6 +201,7 @@ def test_anonymize_video_one_look_per_face(tmp_path, portrait_path):
     assert streams_of(out) == ["audio", "video"]
     (row,) = json.loads((tmp_path / "out" / "report.json").read_text())["faces"]
     assert row["status"] == "changed" and row["frames"] == 10 and row["target"] in ("male", "female")
+    assert row["face_mask"] == "ellipse"  # the op's own setting, in the track's row
     assert row["check"] in ("pass", "exhausted") and len(row["checked_frames"]) == 4
     assert row["verified_frames"][0] == 0 and isinstance(row["same_person"], bool)
     assert 0.0 <= row["same_person_share"] <= 1.0 and "identity_similarity" in row

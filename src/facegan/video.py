@@ -44,7 +44,8 @@ CHECK_FRAMES = 4  # frames besides the keyframe a track's decision is checked on
 REGION_MARGIN = 0.75  # the cut-out checked: the face box grown by this fraction of its size on each side
 TRACK_ROW = ("status", "gender_before", "p_female_before", "age_before", "gender_judge", "source_judge", "target", "model",
              "strength", "strengths_tried", "reshape", "reshape_draws", "ksame", "ksame_bank", "chroma", "eye_chroma",
-             "eye_lighten", "keep_tone", "keep_hair", "refine", "refiner", "restore", "restorer", "redraw_large", "redraw_size",
+             "eye_lighten", "keep_tone", "keep_hair", "face_mask", "refine", "refiner", "restore", "restorer", "redraw_large",
+             "redraw_size",
              "fallback", "unsure_source", "sigma_px", "cell_px",
              "too_small", "keep_distance")
 # a track that starts after another ended (the face left the picture, or a cut) is the same person when dlib's
