@@ -85,7 +85,7 @@ def _make(op):
               click.Option(["--detect-side"], default=None, metavar="PX|full|off",
                            help="photos larger than 1024 px are also searched for small faces at this long side "
                                 "(default 3072: on 4000x3000 crowds 182 of 280 faces found instead of 53, +1.0 s a "
-                                "12 MP photo; 'full' = the photo's own resolution, 211, +1.6 s; 'off' = as before "
+                                "12 MP photo; 'full' = the photo's own resolution, 211, +1.4-1.9 s; 'off' = as before "
                                 "2026-12-04); videos only when given (FACEGAN_DETECT_SIDE)"),
               click.Option(["--dry-run"], is_flag=True,
                            help="print what the job would do (photos and videos to do, already done, outputs renamed so "

@@ -120,7 +120,7 @@ ROLL_PER_SCORE = 30.0  # degrees
 # ``--detect-side``) overrides it: a number of px, 0 = the photo's own resolution, "off" = no such pass. Measured
 # (reports/small-faces, scripts/small_faces_large_photos.py): 4000x3000 crowds, heads 8-110 px — the main pass alone
 # found 53 of 280 faces, 2048 px 127, 3072 px 182, full resolution 211; no false detection more, none on the
-# portraits enlarged 3x; +0.4 / +1.0 / +1.6-1.9 s a 12 MP photo. Videos' detectors skip it unless asked (per frame).
+# portraits enlarged 3x; +0.35-0.45 / +0.9-1.0 / +1.4-1.9 s a 12 MP photo (three runs). Videos' detectors skip it unless asked (per frame).
 SMALL_SIDE = 3072
 DETECT_SIDE_ENV = "FACEGAN_DETECT_SIDE"
 SMALL_AT_WORK = 40.0  # px at the main pass's scale
