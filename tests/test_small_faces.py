@@ -92,3 +92,18 @@ def test_cli_detect_side(fixtures_dir, tmp_path, monkeypatch):
     assert '"faces": 1' in r.output
     r = CliRunner().invoke(main, ["blur", str(p), "-o", str(tmp_path / "c"), "-q", "--detect-side", "12"])
     assert r.exit_code == 17 and "--detect-side" in r.output
+
+
+def test_the_job_records_its_detect_side(portrait_path, tmp_path, monkeypatch):
+    import json
+
+    from facegan.cli import main
+
+    monkeypatch.setenv("FACEGAN_DETECT_SIDE", "")
+    r = CliRunner().invoke(main, ["blur", str(portrait_path), "-o", str(tmp_path / "o"), "--dry-run",
+                                  "--detect-side", "full"])
+    assert r.exit_code == 0 and json.loads(r.output.strip().splitlines()[-1])["detect_side"] == "full"
+    monkeypatch.setenv("FACEGAN_DETECT_SIDE", "")
+    r = CliRunner().invoke(main, ["blur", str(portrait_path), "-o", str(tmp_path / "o"), "-q"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "o" / "report.json").read_text())["meta"]["detect_side"] == 3072

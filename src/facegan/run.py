@@ -348,20 +348,23 @@ def run_op(op: Operation, inputs: list[str | Path], out_dir: str | Path, options
     out_dir = Path(out_dir)
     jobs, by_file = plan_jobs(op, inputs, out_dir, suffix, fmt, shard, overwrite)
     done_outputs = {r["output"] for rows in by_file.values() for r in rows}
+    from .faces.centerface import detect_side_label
+
+    side = detect_side_label()  # the detector's small-face pass on photos over 1024 px (--detect-side)
     if dry_run:  # what the job would do; nothing is written
         todo = [(f, d) for f, d in jobs if not (str(d) in done_outputs and d.exists())]
         renamed = [(f, d) for f, d in jobs if d.stem != f"{f.stem}{suffix}"]
         from .io.video import is_video_path
 
-        return {"operation": op.name, "options": opts, "out": str(out_dir), "inputs": [str(i) for i in inputs],
-                "photos": sum(not is_video_path(f) for f, _ in jobs), "videos": sum(is_video_path(f) for f, _ in jobs),
+        return {"operation": op.name, "options": opts, "detect_side": side, "out": str(out_dir),
+                "inputs": [str(i) for i in inputs], "photos": sum(not is_video_path(f) for f, _ in jobs), "videos": sum(is_video_path(f) for f, _ in jobs),
                 "to_do": len(todo), "skip_done": len(jobs) - len(todo),
                 "renamed": [{"file": str(f), "output": str(d)} for f, d in renamed],
                 "first": [{"file": str(f), "output": str(d)} for f, d in todo[:5]],
                 **({"shard": f"{shard[0]}/{shard[1]}"} if shard else {}),
                 **({"only_face" if keep.only else "keep_face": keep.sources} if keep else {}), "dry_run": True}
     _rewrite_journal(out_dir, by_file, stem)  # compacted: what this run starts from
-    meta = {"operation": op.name, "options": opts, "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    meta = {"operation": op.name, "options": opts, "detect_side": side, "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "inputs": [str(i) for i in inputs], **({"shard": f"{shard[0]}/{shard[1]}"} if shard else {}),
             **({"only_face" if keep.only else "keep_face": keep.sources, "keep_distance": keep.distance} if keep else {})}
     s = JobSummary()

@@ -385,6 +385,12 @@ class CenterFaceVideoDetector(CenterFaceDetector):
     small_side = None
 
 
+def detect_side_label() -> int | str:
+    """The photos' small-face pass as a job's report records it: its long side in px, "full" or "off"."""
+    v = detect_side(SMALL_SIDE)
+    return "off" if v is None else ("full" if v == 0 else v)
+
+
 def detect_side(default: int | None) -> int | None:
     """The small-face pass's long side: ``FACEGAN_DETECT_SIDE`` when set (a number of px, 0 = full resolution,
     "off"), else ``default``."""
