@@ -80,13 +80,17 @@ def post(c, op, data, name="photo.jpg", **fields):
 
 # --- endpoints ------------------------------------------------------------------------------------
 
-def test_health(client):
+def test_health(client, monkeypatch):
+    monkeypatch.setenv("FACEGAN_DETECT_SIDE", "")  # the default small-face pass
     r = client.get("/api/health")
     assert r.status_code == 200
     j = r.json()
     assert j["status"] == "ok" and j["operations"] >= 2
     assert j["limits"]["max_upload_bytes"] == ServerConfig().max_upload_bytes
     assert j["running_or_waiting"] == 0
+    assert j["detect_side"] == 3072
+    monkeypatch.setenv("FACEGAN_DETECT_SIDE", "full")  # the operator's setting, read per request
+    assert client.get("/api/health").json()["detect_side"] == "full"
 
 
 def test_operations_come_from_the_registry(client, fake_ops):

@@ -100,12 +100,19 @@ class RunBody(BaseModel):
     time_s: float
 
 
+def _detect_side():
+    from ..faces.centerface import detect_side_label
+
+    return detect_side_label()
+
+
 class HealthBody(BaseModel):
     status: str
     version: str
     operations: int
     running_or_waiting: int
     limits: dict[str, Any]
+    detect_side: int | str  # the detector's small-face pass on photos over 1024 px (FACEGAN_DETECT_SIDE)
 
 
 _ERR = {"model": ErrorBody}
@@ -366,7 +373,8 @@ def create_api(ctx: ServerContext) -> FastAPI:
                 "limits": {"max_upload_bytes": cfg.max_upload_bytes, "max_pixels": cfg.max_pixels,
                            "concurrency": cfg.concurrency, "queue_size": cfg.queue_size,
                            "timeout_s": cfg.timeout_s, "rate_limit_per_minute": cfg.rate_limit,
-                           "rate_burst": cfg.rate_burst}}
+                           "rate_burst": cfg.rate_burst},
+                "detect_side": _detect_side()}
 
     @app.get("/api/operations", response_model=OperationsBody, tags=["operations"])
     def operations():
