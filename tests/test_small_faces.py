@@ -51,6 +51,10 @@ def test_full_resolution_runs_in_tiles_and_finds_a_face_on_a_tile_edge_once(fixt
     hit, faces = _found(img, box)
     assert len(hit) == 1 and len(faces) == 1
     assert sum(max(c) <= centerface.TILE for c in calls) >= 4  # tiles of at most TILE px, not one 4800 px pass
+    # a face in the photo's bottom-right corner: the last tiles reach the edges
+    corner, cbox = _canvas(fixtures_dir, width=4800, head=40, at=(3600 - 60, 4800 - 50))
+    hit, faces = _found(corner, cbox)
+    assert len(hit) == 1 and len(faces) == 1
 
 
 def test_detect_side_values(monkeypatch):
