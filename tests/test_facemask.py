@@ -122,3 +122,16 @@ def test_an_implausible_fit_gives_no_mask():
     q = p.copy()
     q[36:42] = (10, 40)  # an eye beside the jaw
     assert not plausible(q, jaw_mask(q, 128))
+
+
+def test_a_face_without_a_plausible_fit_gets_the_ellipse_and_says_so(tiny_model, monkeypatch, portrait_rgb):
+    from facegan.faces import facemask
+    from facegan.ops.swap_gender import transform_genders
+
+    monkeypatch.setenv("FACEGAN_GENDER_MODEL", str(tiny_model))
+    kw = dict(op="swap-gender", strength=1.5, verify=False)
+    ell = transform_genders(portrait_rgb, face_mask="ellipse", **kw)
+    monkeypatch.setattr(facemask, "plausible", lambda p, m: False)  # as for a profile dlib cannot outline
+    r = transform_genders(portrait_rgb, **kw)
+    assert r.faces[0]["face_mask"] == "ellipse"
+    assert np.array_equal(r.image, ell.image)  # exactly the ellipse's output
