@@ -445,16 +445,20 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
             jaws[id(p)] = None if m is None else m[..., None]
         return jaws[id(p)]
 
+    def big_guard_of(p):  # the hair guard at the crop's size
+        if id(p) not in big_guards:
+            import cv2
+
+            g = cv2.resize(guard_of(p), p[2].crop.shape[:2][::-1], interpolation=cv2.INTER_CUBIC)
+            big_guards[id(p)] = np.clip(g, 0.0, 1.0)[..., None]
+        return big_guards[id(p)]
+
     def redraw_guard(p):  # where a redraw may replace the face (hires.redraw's guard), None = everywhere
         g = guard_of(p) if keep_hair else None
         m = jaw_of(p) if face_mask == "landmarks" else None
         if m is None:
             return g
-        if g is None:
-            return m
-        import cv2
-
-        return np.clip(cv2.resize(g, m.shape[:2][::-1], interpolation=cv2.INTER_CUBIC), 0.0, 1.0)[..., None] * m
+        return m if g is None else big_guard_of(p) * m
     new: dict = {}  # id(plan) -> translated crop at the plan's current strength
     ks: dict = {}  # id(plan) -> the k-Same change of its crop (alpha 1)
     raw: dict = {}  # id(plan) -> the translated crop before k-Same
@@ -487,13 +491,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         if keep_tone > 0:
             crop = keep_tone_scaled(p[2].crop, crop, keep_tone)
         if keep_hair:
-            if id(p) not in big_guards:
-                import cv2
-
-                g = cv2.resize(guard_of(p), crop.shape[:2][::-1], interpolation=cv2.INTER_CUBIC)
-                big_guards[id(p)] = np.clip(g, 0.0, 1.0)[..., None]
-            c0 = p[2].crop.astype(np.float32)
-            crop = np.clip(c0 + big_guards[id(p)] * (crop.astype(np.float32) - c0) + 0.5, 0, 255).astype(np.uint8)
+            crop = _change_under(p[2].crop, crop, big_guard_of(p))
         if id(p) in ks:
             crop = bank.apply(crop, ks[id(p)], p[4]["ksame"])
         crop = chroma_scaled(p[2].crop, crop, chroma, eye_chroma)
@@ -510,8 +508,7 @@ def transform_genders(rgb: np.ndarray, to: str = "opposite", strength: float | N
         if face_mask == "landmarks":  # the change stops at the face's own jaw line
             m = jaw_of(p)
             if m is not None:
-                c0 = p[2].crop.astype(np.float32)
-                crop = np.clip(c0 + m * (crop.astype(np.float32) - c0) + 0.5, 0, 255).astype(np.uint8)
+                crop = _change_under(p[2].crop, crop, m)
         return crop
 
     def translate(group, level):  # each face at its direction's strength of that level, one batch per strength
@@ -872,6 +869,12 @@ def _from_lab(lab: np.ndarray) -> np.ndarray:
     import cv2
 
     return np.clip(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _change_under(before: np.ndarray, after: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``after`` (uint8 crop) with its change from ``before`` weighted by ``mask`` ((H, W, 1) in [0, 1])."""
+    c0 = before.astype(np.float32)
+    return np.clip(c0 + mask * (after.astype(np.float32) - c0) + 0.5, 0, 255).astype(np.uint8)
 
 
 def chroma_scaled(before: np.ndarray, after: np.ndarray, chroma: float, eye: float = 1.0) -> np.ndarray:
